@@ -1,0 +1,1 @@
+from . import hooks, optim  # noqa: F401

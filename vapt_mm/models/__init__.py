@@ -1,0 +1,1 @@
+from . import backbones, classifiers, necks  # noqa: F401
