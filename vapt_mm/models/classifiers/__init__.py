@@ -1,0 +1,3 @@
+from .prompted_classifier import PromptedClassifier
+
+__all__ = ['PromptedClassifier']

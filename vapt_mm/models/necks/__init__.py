@@ -1,0 +1,10 @@
+from .adaptive_prompt_modules import AdaptivePromptGenerator, FeatureProjector
+from .base_prompt_neck import BasePromptNeck, vpt_uniform_bound
+from .static_prompts import StaticPrompts
+from .vapt_neck import VAPTNeck
+from .vpt_neck import VPTNeck
+
+__all__ = [
+    'BasePromptNeck', 'vpt_uniform_bound', 'StaticPrompts', 'VPTNeck',
+    'VAPTNeck', 'AdaptivePromptGenerator', 'FeatureProjector'
+]

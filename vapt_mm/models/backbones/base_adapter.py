@@ -1,0 +1,141 @@
+"""The contract between a prompt neck and the backbone it prompts.
+
+A prompt neck never needs to know which backbone class it runs in. It asks
+an adapter for four things: how to turn images into the token sequence that
+enters the first block, the blocks themselves, what happens after each
+block (the final norm), and how the backbone formats an output. Each
+supported backbone family has one small adapter class; the registry below
+maps backbone classes to them.
+"""
+from typing import Callable, Dict, Sequence, Tuple, Type
+
+import torch
+import torch.nn as nn
+
+_ADAPTERS: Dict[Type[nn.Module], Type['BackboneAdapter']] = {}
+
+
+def register_backbone_adapter(
+        *backbone_types: Type[nn.Module]) -> Callable[[type], type]:
+    """Class decorator: use the decorated adapter for ``backbone_types``.
+
+    Matching is by exact class, not ``isinstance``: a subclass that changes
+    the forward (e.g. BEiT's relative position bias on top of
+    ``VisionTransformer``) must not be prompted through its parent's
+    adapter by accident.
+
+    Args:
+        *backbone_types: The backbone classes the adapter handles.
+
+    Example:
+        >>> @register_backbone_adapter(MyViT)
+        ... class MyViTAdapter(BackboneAdapter):
+        ...     ...
+    """
+
+    def _register(adapter_cls: type) -> type:
+        for backbone_type in backbone_types:
+            _ADAPTERS[backbone_type] = adapter_cls
+        return adapter_cls
+
+    return _register
+
+
+def supported_backbone_names() -> Sequence[str]:
+    """Names of the backbone classes that prompt necks can attach to."""
+    return sorted(t.__name__ for t in _ADAPTERS)
+
+
+def build_backbone_adapter(backbone: nn.Module) -> 'BackboneAdapter':
+    """Return the adapter that lets a prompt neck drive ``backbone``.
+
+    Args:
+        backbone (nn.Module): A built backbone.
+
+    Returns:
+        BackboneAdapter: The adapter bound to ``backbone``.
+
+    Raises:
+        TypeError: If no adapter is registered for the backbone's class. The
+            message names the backbone and the supported ones.
+
+    Example:
+        >>> from mmpretrain.models import VisionTransformer
+        >>> vit = VisionTransformer(arch='b')
+        >>> build_backbone_adapter(vit).num_prefix_tokens
+        1
+    """
+    adapter_cls = _ADAPTERS.get(type(backbone))
+    if adapter_cls is None:
+        raise TypeError(
+            f'Prompt necks cannot attach to backbone '
+            f'{type(backbone).__name__!r}: prompts need a plain ViT whose '
+            'attention does not depend on the token count (relative '
+            'position bias, rotary embeddings and windowed attention do). '
+            f'Supported backbones: {", ".join(supported_backbone_names())}.')
+    return adapter_cls(backbone)
+
+
+class BackboneAdapter:
+    """Where a ViT-like backbone keeps its blocks, prefix tokens and grid.
+
+    Subclasses implement :meth:`embed`, :meth:`after_block` and
+    :meth:`format_output` for one backbone family. The adapter holds a
+    reference to the backbone but owns no parameters, so it never appears
+    in a state dict.
+
+    Args:
+        backbone (nn.Module): The backbone to drive.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        self.backbone = backbone
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        """The transformer blocks, in order."""
+        raise NotImplementedError
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patches: CLS (1), DeiT's CLS + distillation
+        (2), none (0)."""
+        raise NotImplementedError
+
+    @property
+    def embed_dims(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def patch_size(self) -> Tuple[int, int]:
+        raise NotImplementedError
+
+    @property
+    def patch_grid(self) -> Tuple[int, int]:
+        """The (H, W) patch grid at the backbone's configured image size."""
+        raise NotImplementedError
+
+    @property
+    def out_indices(self) -> Sequence[int]:
+        """Indices of the blocks whose output the backbone returns."""
+        raise NotImplementedError
+
+    def embed(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, tuple]:
+        """Images -> (tokens entering block 0, (H, W) patch grid)."""
+        raise NotImplementedError
+
+    def after_block(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """What the backbone applies after block ``index`` (final norm)."""
+        raise NotImplementedError
+
+    def format_output(self, x: torch.Tensor, hw: tuple):
+        """Format a prompt-free token sequence the way the backbone does."""
+        raise NotImplementedError
+
+    def geometry(self) -> dict:
+        """Keyword arguments a prompt neck needs to build its parameters."""
+        return dict(
+            embed_dims=self.embed_dims,
+            num_layers=len(self.blocks),
+            patch_size=tuple(self.patch_size),
+            patch_grid=tuple(self.patch_grid))

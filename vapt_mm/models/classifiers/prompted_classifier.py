@@ -1,0 +1,191 @@
+"""An mmpretrain ImageClassifier whose neck is a prompt neck."""
+import re
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.registry import MODELS
+
+from ..backbones import build_backbone_adapter
+from ..necks import BasePromptNeck
+
+
+@MODELS.register_module()
+class PromptedClassifier(ImageClassifier):
+    """Image classifier that prompt-tunes a frozen ViT backbone.
+
+    When built it (1) builds the backbone, an unmodified registered
+    mmpretrain ViT, and refuses backbones prompts cannot attach to; (2)
+    freezes every backbone parameter except those matching
+    ``frozen_exclude``; (3) builds the prompt neck with the backbone's
+    geometry (width, depth, patch size, patch grid). The neck runs the
+    backbone's modules with its prompts inserted (see
+    :class:`BasePromptNeck`); the head is any mmpretrain classification
+    head. Freezing happens here, before the Runner wraps the model in DDP or
+    builds the optimizer.
+
+    While ``freeze_backbone`` is set, ``model.train()`` leaves the backbone
+    in eval mode (no backbone dropout or drop-path), as the published
+    protocol trains; the neck and head follow the requested mode.
+
+    ``neck=None`` gives a linear probe on the frozen backbone. To mix prompts
+    into an existing mmpretrain classifier config, set
+    ``model.type='PromptedClassifier'`` and add a prompt neck.
+
+    Args:
+        backbone (dict | nn.Module): Backbone config or module.
+        neck (dict | BasePromptNeck, optional): Prompt neck config (its
+            geometry arguments are filled in from the backbone) or module.
+        head (dict | nn.Module, optional): Classification head.
+        freeze_backbone (bool): Freeze the backbone. Defaults to True.
+        frozen_exclude (Sequence[str]): Regular expressions (``re.search``)
+            over backbone parameter names (without ``backbone.``) that stay
+            trainable, e.g. ``['^ln1\\.']`` for the final norm. Each must
+            match at least one parameter. Defaults to ().
+        pretrained (str, optional): Checkpoint of the whole classifier, as
+            in ``ImageClassifier``.
+        train_cfg (dict, optional): Batch augments, as in
+            ``ImageClassifier``.
+        data_preprocessor (dict | nn.Module, optional): As in
+            ``ImageClassifier``.
+        init_cfg (dict, optional): Initialization config.
+
+    Example:
+        >>> import torch
+        >>> model = PromptedClassifier(
+        ...     backbone=dict(type='VisionTransformer', arch='deit-tiny',
+        ...                   img_size=32, patch_size=8),
+        ...     neck=dict(type='VAPTNeck', num_tokens=4),
+        ...     head=dict(type='LinearClsHead', num_classes=10,
+        ...               in_channels=192))
+        >>> model(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+        >>> any(p.requires_grad for p in model.backbone.parameters())
+        False
+    """
+
+    def __init__(self,
+                 backbone: Union[dict, nn.Module],
+                 neck: Optional[Union[dict, nn.Module]] = None,
+                 head: Optional[Union[dict, nn.Module]] = None,
+                 freeze_backbone: bool = True,
+                 frozen_exclude: Sequence[str] = (),
+                 pretrained: Optional[str] = None,
+                 train_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=None,
+            head=head,
+            pretrained=pretrained,
+            train_cfg=train_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        # Not an nn.Module: it only points at the backbone's modules, so it
+        # adds nothing to the state dict.
+        self.backbone_adapter = build_backbone_adapter(self.backbone)
+        self.neck = self._build_neck(neck)
+        self.freeze_backbone = freeze_backbone
+        self.frozen_exclude = list(frozen_exclude)
+        if freeze_backbone:
+            self._freeze_backbone()
+        elif self.frozen_exclude:
+            raise ValueError(
+                'PromptedClassifier: frozen_exclude '
+                f'{self.frozen_exclude} only applies with '
+                'freeze_backbone=True.')
+
+    def _build_neck(
+            self, neck: Optional[Union[dict,
+                                       nn.Module]]) -> Optional[nn.Module]:
+        if neck is None:
+            return None
+        geometry = self.backbone_adapter.geometry()
+        if isinstance(neck, dict):
+            neck = MODELS.build(neck, default_args=geometry)
+        if not isinstance(neck, BasePromptNeck):
+            raise TypeError(
+                'PromptedClassifier needs a prompt neck (VPTNeck, VAPTNeck '
+                f'or another BasePromptNeck), got {type(neck).__name__}. '
+                'For a plain neck use ImageClassifier.')
+        built_for = dict(
+            embed_dims=neck.embed_dims,
+            num_layers=neck.num_layers,
+            patch_size=tuple(neck.patch_size),
+            patch_grid=tuple(neck.patch_grid))
+        mismatch = {
+            key: (value, geometry[key])
+            for key, value in built_for.items() if value != geometry[key]
+        }
+        if mismatch:
+            details = ', '.join(f'{key}={ours} (backbone: {theirs})'
+                                for key, (ours, theirs) in mismatch.items())
+            raise ValueError(
+                f'{type(neck).__name__} does not fit backbone '
+                f'{type(self.backbone).__name__}: {details}. Leave these '
+                'arguments out of the neck config; PromptedClassifier fills '
+                'them in.')
+        return neck
+
+    def _freeze_backbone(self) -> None:
+        patterns = [re.compile(p) for p in self.frozen_exclude]
+        matched = {p.pattern: [] for p in patterns}
+        for name, param in self.backbone.named_parameters():
+            hits = [p for p in patterns if p.search(name)]
+            for p in hits:
+                matched[p.pattern].append(name)
+            param.requires_grad = bool(hits)
+        unmatched = [key for key, names in matched.items() if not names]
+        if unmatched:
+            raise ValueError(
+                f'PromptedClassifier: frozen_exclude patterns {unmatched} '
+                f'match no parameter of {type(self.backbone).__name__} '
+                "(names look like 'layers.11.ln1.weight', 'ln1.bias').")
+        kept = sorted(n for names in matched.values() for n in names)
+        if kept:
+            print_log(
+                f'Backbone parameters left trainable: {kept}',
+                logger='current')
+
+    def train(self, mode: bool = True) -> 'PromptedClassifier':
+        """Set train/eval mode; a frozen backbone always stays in eval."""
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    @property
+    def trainable_parameter_names(self) -> List[str]:
+        """Names of the parameters that train (neck, head, excluded ones)."""
+        return [n for n, p in self.named_parameters() if p.requires_grad]
+
+    def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):
+        """Features of ``inputs`` at ``stage``, computed with prompts.
+
+        Args:
+            inputs (Tensor): Images ``(B, 3, H, W)``.
+            stage (str): 'backbone' (the prompted backbone's outputs, same
+                shapes as the bare backbone's), 'neck' (the same: a prompt
+                neck is the identity after the backbone) or 'pre_logits'.
+
+        Returns:
+            tuple | Tensor: The features.
+        """
+        if stage not in ('backbone', 'neck', 'pre_logits'):
+            raise ValueError(
+                f"Invalid output stage {stage!r}, please choose from "
+                "'backbone', 'neck' and 'pre_logits'.")
+        if self.with_neck:
+            x = self.neck.forward_backbone(self.backbone_adapter, inputs)
+        else:
+            x = self.backbone(inputs)
+        if stage == 'backbone':
+            return x
+        if self.with_neck:
+            x = self.neck(x)
+        if stage == 'neck':
+            return x
+        return self.head.pre_logits(x)

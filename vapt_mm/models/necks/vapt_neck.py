@@ -1,0 +1,132 @@
+"""Visual Adaptive Prompt Tuning (Le et al., ICLR 2026), deep, as released."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmpretrain.registry import MODELS
+
+from .adaptive_prompt_modules import AdaptivePromptGenerator, FeatureProjector
+from .base_prompt_neck import BasePromptNeck
+from .static_prompts import StaticPrompts
+
+
+@MODELS.register_module()
+class VAPTNeck(BasePromptNeck):
+    """Visual Adaptive Prompt Tuning.
+
+    Blocks ``0 .. vpt_depth-1`` take static prompts exactly like VPT-deep.
+    Every later block ``l`` takes adaptive prompts computed from its input
+    (the output of block ``l-1`` without its prompt tokens): LayerNorm_l,
+    the patch tokens as a ``(d, H, W)`` map, a channel-wise ``K x K``
+    convolution (one kernel shared by all channels), ``Dropout2d``, a
+    token-wise projector ``Linear_l(H'*W' -> p)`` (zero-initialised, so every
+    adaptive prompt is exactly zero at initialisation) and a feature
+    projector ``g(x) = x + W2 · drop(ReLU(W1 · x))`` shared by all adaptive
+    blocks (``share_projector=True``) or one per block. No prompt dropout
+    acts on adaptive prompts. See ``VAPT_SPEC.md`` for the full reference.
+
+    The token-wise projector ties the neck to the patch grid it was built
+    for (from the backbone's ``img_size``); another grid raises a
+    ``ValueError`` naming both grids.
+
+    Shallow VAPT (adaptive prompts only at the input, flowing through the
+    blocks) is not defined by the authors and has no published numbers:
+    ``deep=False`` is refused. ``vpt_depth=0`` makes every block adaptive
+    (block 0's prompts come from the embedded patches), as the paper's
+    equations write it; ``vpt_depth=num_layers`` is VPT-deep.
+
+    Args:
+        num_tokens (int): Prompt tokens p per block.
+        kernel_size (int): Convolution kernel size K. Defaults to 2.
+        padding (int): Convolution padding. Defaults to 0.
+        hidden_dim (int): Feature projector bottleneck r. Defaults to 8.
+        mlp_dropout (float): Dropout on the feature projector's hidden
+            layer. Defaults to 0.1.
+        conv_dropout (float): ``Dropout2d`` rate after the convolution.
+            Defaults to 0.1.
+        vpt_depth (int): Number of leading blocks with static prompts.
+            Defaults to 1.
+        dropout (float): Prompt dropout on the static prompts.
+            Defaults to 0.
+        share_projector (bool): One feature projector for all adaptive
+            blocks. Defaults to True.
+        deep (bool): Must be True; see above. Defaults to True.
+        **kwargs: Backbone geometry (``embed_dims``, ``num_layers``,
+            ``patch_size``, ``patch_grid``) and ``init_cfg``; see
+            :class:`BasePromptNeck`.
+
+    Example:
+        >>> neck = VAPTNeck(10, embed_dims=768, num_layers=12,
+        ...                 patch_size=16, patch_grid=14)
+        >>> sum(p.numel() for p in neck.parameters())
+        55608
+    """
+
+    def __init__(self,
+                 num_tokens: int,
+                 kernel_size: int = 2,
+                 padding: int = 0,
+                 hidden_dim: int = 8,
+                 mlp_dropout: float = 0.1,
+                 conv_dropout: float = 0.1,
+                 vpt_depth: int = 1,
+                 dropout: float = 0.0,
+                 share_projector: bool = True,
+                 deep: bool = True,
+                 **kwargs) -> None:
+        super().__init__(num_tokens, **kwargs)
+        if not deep:
+            raise ValueError(
+                'VAPTNeck(deep=False): VAPT is defined with deep prompts '
+                'only (its authors release no shallow variant and no '
+                'numbers for one). Use VPTNeck(deep=False) for shallow '
+                'prompts, or VAPTNeck(vpt_depth=0) for adaptive prompts at '
+                'every block including the first.')
+        if not 0 <= vpt_depth <= self.num_layers:
+            raise ValueError(
+                f'VAPTNeck: vpt_depth must be in [0, {self.num_layers}] '
+                f'(the backbone has {self.num_layers} blocks), got '
+                f'{vpt_depth!r}.')
+        for key, rate in dict(
+                mlp_dropout=mlp_dropout, conv_dropout=conv_dropout).items():
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(
+                    f'VAPTNeck: {key} must be in [0, 1), got {rate!r}.')
+        self.vpt_depth = vpt_depth
+        self.share_projector = share_projector
+        num_adaptive = self.num_layers - vpt_depth
+
+        self.static_prompts = StaticPrompts(
+            vpt_depth, num_tokens, self.embed_dims, self.patch_size,
+            dropout) if vpt_depth > 0 else None
+        self.generators = nn.ModuleList(
+            AdaptivePromptGenerator(self.embed_dims, self.patch_grid,
+                                    num_tokens, kernel_size, padding,
+                                    conv_dropout)
+            for _ in range(num_adaptive))
+        num_projectors = min(num_adaptive, 1 if share_projector else
+                             num_adaptive)
+        self.projectors = nn.ModuleList(
+            FeatureProjector(self.embed_dims, hidden_dim, mlp_dropout)
+            for _ in range(num_projectors))
+
+    def check_input(self, hw: tuple) -> None:
+        if self.generators and tuple(hw) != self.patch_grid:
+            built = 'x'.join(map(str, self.patch_grid))
+            given = 'x'.join(map(str, hw))
+            raise ValueError(
+                f'VAPTNeck was built for a {built} patch grid (the '
+                f"backbone's img_size), but this input gives a {given} "
+                'grid. Its token-wise projectors are sized to the grid: '
+                'resize inputs to the configured img_size, or build the '
+                'model with the img_size you feed.')
+
+    def get_prompts(self, index: int, tokens: torch.Tensor, hw: tuple,
+                    num_prefix_tokens: int) -> Optional[torch.Tensor]:
+        if index < self.vpt_depth:
+            return self.static_prompts(index, tokens.shape[0])
+        adaptive_index = index - self.vpt_depth
+        raw = self.generators[adaptive_index](tokens, num_prefix_tokens)
+        projector = self.projectors[0 if self.share_projector else
+                                    adaptive_index]
+        return projector(raw)
