@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Train on a SLURM cluster, one task per GPU, started by srun.
+#
+# Usage: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args ...]
+# Environment: GPUS (8, total tasks), GPUS_PER_NODE (8, tasks per node),
+#   CPUS_PER_TASK (5), SRUN_ARGS (""), PYTHON (python),
+#   CPU_ONLY (0; 1 requests no GPUs and runs every task on CPU with gloo,
+#   OMP_NUM_THREADS then defaults to 1 per task).
+
+set -ex
+
+if [ $# -lt 4 ]; then
+    echo "Usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args ...]" >&2
+    exit 2
+fi
+
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+WORK_DIR=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+PYTHON=${PYTHON:-python}
+TOOLS_DIR=$(dirname "$0")
+
+GRES="--gres=gpu:${GPUS_PER_NODE}"
+if [ "${CPU_ONLY:-0}" = "1" ]; then
+    GRES=""
+    export CUDA_VISIBLE_DEVICES=-1
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+fi
+
+PYTHONPATH="${TOOLS_DIR}/..":$PYTHONPATH \
+srun -p "${PARTITION}" \
+    --job-name="${JOB_NAME}" \
+    ${GRES} \
+    --ntasks="${GPUS}" \
+    --ntasks-per-node="${GPUS_PER_NODE}" \
+    --cpus-per-task="${CPUS_PER_TASK}" \
+    --kill-on-bad-exit=1 \
+    ${SRUN_ARGS} \
+    "${PYTHON}" -u "${TOOLS_DIR}/train.py" "${CONFIG}" \
+    --work-dir="${WORK_DIR}" --launcher="slurm" "${@:5}"

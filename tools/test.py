@@ -1,0 +1,151 @@
+"""Evaluate a checkpoint on the test set of a config with the mmengine Runner.
+
+vapt_mm's counterpart of mmpretrain's ``tools/test.py``: same command line
+for ``config``, ``checkpoint``, ``--work-dir``, ``--out``/``--out-item``,
+``--cfg-options`` and ``--launcher``. ``--launcher`` also works on machines
+without a GPU (gloo on CPU, see ``vapt_mm.utils.dist_cpu``).
+
+Example:
+    Test and dump the predictions (a list of dicts with ``pred_score``,
+    ``pred_label`` and ``gt_label`` per image)::
+
+        python tools/test.py configs/vapt/vit-b16_vtab-eurosat.py \\
+            work_dirs/vit-b16_vtab-eurosat/epoch_100.pth --out preds.pkl
+
+    Two processes::
+
+        bash tools/dist_test.sh configs/vapt/vit-b16_vtab-eurosat.py \\
+            work_dirs/vit-b16_vtab-eurosat/epoch_100.pth 2
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import mmengine
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from vapt_mm.utils.dist_cpu import is_cpu_only, setup_cpu_distributed
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments without the program name.
+            Defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a checkpoint with mmengine')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        help='dump the predictions (or, with --out-item metrics, the '
+        'metrics) to this file (.pkl, .json or .yaml)')
+    parser.add_argument(
+        '--out-item',
+        choices=['metrics', 'pred'],
+        help='what --out holds; defaults to the predictions')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable the pin_memory option in the test dataloader')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs (nested '
+        'keys with dots, lists as key="[a,b]" without spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.out is None and args.out_item is not None:
+        parser.error('--out-item needs --out to name the output file')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command line into the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): The parsed command line.
+
+    Returns:
+        Config: The same config object, updated.
+    """
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    is_url = '://' in args.checkpoint
+    if not is_url and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint file {args.checkpoint} does not exist.')
+    cfg.load_from = args.checkpoint
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    loader = cfg.get('test_dataloader', None)
+    if loader is None:
+        raise KeyError(f'The config {args.config} has no test_dataloader.')
+    loader.setdefault('collate_fn', dict(type='default_collate'))
+    if args.no_pin_memory or is_cpu_only():
+        loader['pin_memory'] = False
+    else:
+        loader.setdefault('pin_memory', True)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    """Load the config, merge the command line and test.
+
+    Args:
+        argv (list[str], optional): Arguments without the program name.
+
+    Returns:
+        dict: The test metrics.
+    """
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    if setup_cpu_distributed(cfg):
+        print_log('No GPU found: distributed testing runs on CPU with '
+                  f"{cfg.env_cfg.dist_cfg.backend}.", logger='current')
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+
+    dump_preds = args.out is not None and args.out_item in ('pred', None)
+    if dump_preds:
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.out is not None and args.out_item == 'metrics':
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
