@@ -9,7 +9,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ..backbones import build_backbone_adapter
-from ..necks import BasePromptNeck
+from ..necks import BasePromptNeck, run_backbone
 
 
 @MODELS.register_module()
@@ -104,13 +104,18 @@ class PromptedClassifier(ImageClassifier):
         if neck is None:
             return None
         geometry = self.backbone_adapter.geometry()
-        if isinstance(neck, dict):
-            neck = MODELS.build(neck, default_args=geometry)
-        if not isinstance(neck, BasePromptNeck):
+        neck_type = neck.get('type') if isinstance(neck, dict) else type(neck)
+        if isinstance(neck_type, str):
+            neck_type = MODELS.get(neck_type)
+        if not (isinstance(neck_type, type)
+                and issubclass(neck_type, BasePromptNeck)):
+            name = getattr(neck_type, '__name__', neck_type)
             raise TypeError(
                 'PromptedClassifier needs a prompt neck (VPTNeck, VAPTNeck '
-                f'or another BasePromptNeck), got {type(neck).__name__}. '
-                'For a plain neck use ImageClassifier.')
+                f'or another BasePromptNeck), got {name!r}. For a plain '
+                'neck use ImageClassifier.')
+        if isinstance(neck, dict):
+            neck = MODELS.build(neck, default_args=geometry)
         built_for = dict(
             embed_dims=neck.embed_dims,
             num_layers=neck.num_layers,
@@ -178,10 +183,9 @@ class PromptedClassifier(ImageClassifier):
             raise ValueError(
                 f"Invalid output stage {stage!r}, please choose from "
                 "'backbone', 'neck' and 'pre_logits'.")
-        if self.with_neck:
-            x = self.neck.forward_backbone(self.backbone_adapter, inputs)
-        else:
-            x = self.backbone(inputs)
+        # Also without a neck the backbone runs through its adapter: that is
+        # its plain forward (MAEViT's own forward would mask patches).
+        x = run_backbone(self.backbone_adapter, inputs, self.neck)
         if stage == 'backbone':
             return x
         if self.with_neck:

@@ -115,36 +115,70 @@ class BasePromptNeck(BaseModule):
             tuple: What the backbone's ``forward`` returns, one entry per
             ``out_indices`` element, computed with prompts.
         """
-        x, hw = adapter.embed(inputs)
-        self.check_input(hw)
-        prefix = adapter.num_prefix_tokens
-        num_prompts = 0  # prompt tokens currently in ``x``
-        outs = []
-        for index, block in enumerate(adapter.blocks):
-            tokens = self.remove_prompts(x, prefix, num_prompts)
-            prompts = self.get_prompts(index, tokens, hw, prefix)
+        return run_backbone(adapter, inputs, self)
+
+    def forward(self, inputs):
+        """After the backbone the prompt neck is the identity."""
+        return inputs
+
+
+def remove_prompts(x: torch.Tensor, num_prefix_tokens: int,
+                   num_prompts: int) -> torch.Tensor:
+    """Drop the ``num_prompts`` tokens that follow the prefix tokens."""
+    if num_prompts == 0:
+        return x
+    return torch.cat(
+        (x[:, :num_prefix_tokens], x[:, num_prefix_tokens + num_prompts:]),
+        dim=1)
+
+
+def run_backbone(adapter: BackboneAdapter,
+                 inputs: torch.Tensor,
+                 neck: Optional[BasePromptNeck] = None) -> tuple:
+    """Run a backbone block by block, with ``neck``'s prompts if given.
+
+    Before each block the neck's prompts (if it returns any) are placed
+    right after the prefix tokens, replacing the previous block's prompt
+    tokens; before each output is formatted the prompts are removed. With
+    ``neck=None`` this is exactly the backbone's own unmasked forward (for
+    ``MAEViT`` that is the forward without random masking).
+
+    Args:
+        adapter (BackboneAdapter): Adapter bound to the backbone.
+        inputs (Tensor): Images ``(B, 3, H, W)``.
+        neck (BasePromptNeck, optional): The prompt neck.
+
+    Returns:
+        tuple: One formatted output per ``out_indices`` element.
+
+    Example:
+        >>> from mmpretrain.models import VisionTransformer
+        >>> from vapt_mm.models.backbones import build_backbone_adapter
+        >>> vit = VisionTransformer(arch='deit-tiny', img_size=32,
+        ...                         patch_size=8).eval()
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> out = run_backbone(build_backbone_adapter(vit), x)
+        >>> torch.equal(out[0], vit(x)[0])
+        True
+    """
+    x, hw = adapter.embed(inputs)
+    if neck is not None:
+        neck.check_input(hw)
+    prefix = adapter.num_prefix_tokens
+    num_prompts = 0  # prompt tokens currently in ``x``
+    outs = []
+    for index, block in enumerate(adapter.blocks):
+        if neck is not None:
+            tokens = remove_prompts(x, prefix, num_prompts)
+            prompts = neck.get_prompts(index, tokens, hw, prefix)
             if prompts is not None:
                 x = torch.cat((tokens[:, :prefix], prompts.to(tokens.dtype),
                                tokens[:, prefix:]),
                               dim=1)
                 num_prompts = prompts.shape[1]
-            x = adapter.after_block(index, block(x))
-            if index in adapter.out_indices:
-                outs.append(
-                    adapter.format_output(
-                        self.remove_prompts(x, prefix, num_prompts), hw))
-        return tuple(outs)
-
-    @staticmethod
-    def remove_prompts(x: torch.Tensor, num_prefix_tokens: int,
-                       num_prompts: int) -> torch.Tensor:
-        """Drop the ``num_prompts`` tokens after the prefix tokens."""
-        if num_prompts == 0:
-            return x
-        return torch.cat((x[:, :num_prefix_tokens],
-                          x[:, num_prefix_tokens + num_prompts:]),
-                         dim=1)
-
-    def forward(self, inputs):
-        """After the backbone the prompt neck is the identity."""
-        return inputs
+        x = adapter.after_block(index, block(x))
+        if index in adapter.out_indices:
+            outs.append(
+                adapter.format_output(
+                    remove_prompts(x, prefix, num_prompts), hw))
+    return tuple(outs)

@@ -1,0 +1,156 @@
+import re
+
+import pytest
+import torch
+import torch.nn as nn
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from tiny_models import (NECKS, TINY_BACKBONES, image_size, tiny_backbone,
+                         tiny_classifier, tiny_head)
+
+import vapt_mm  # noqa: F401
+
+
+def _loss(model, family, batch=4):
+    size = image_size(family)
+    images = torch.rand(batch, 3, size, size)
+    samples = [DataSample().set_gt_label(i % 5) for i in range(batch)]
+    losses = model(images, samples, mode='loss')
+    return sum(v for k, v in losses.items() if 'loss' in k)
+
+
+@pytest.mark.parametrize('neck', sorted(NECKS))
+@pytest.mark.parametrize('family', sorted(TINY_BACKBONES))
+def test_gradients_reach_only_neck_and_head(family, neck):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_classifier(family, neck))
+    model.train()
+    _loss(model, family).backward()
+    for name, param in model.backbone.named_parameters():
+        assert not param.requires_grad, name
+        assert param.grad is None, name
+    for part in (model.neck, model.head):
+        for name, param in part.named_parameters():
+            assert param.requires_grad, name
+            assert param.grad is not None, name
+    # The prompts themselves receive a non-zero gradient.
+    prompt_grads = [p.grad.abs().sum() for n, p in
+                    model.neck.named_parameters() if 'prompts' in n or
+                    'token_projector' in n]
+    assert prompt_grads and all(g > 0 for g in prompt_grads)
+
+
+@pytest.mark.parametrize('neck', sorted(NECKS))
+def test_train_mode_keeps_the_frozen_backbone_in_eval(neck):
+    model = MODELS.build(tiny_classifier('vit', neck))
+    model.train()
+    assert model.training
+    assert all(not m.training for m in model.backbone.modules())
+    assert all(m.training for m in model.neck.modules())
+    assert all(m.training for m in model.head.modules())
+    # Dropout and drop-path of the backbone are off: a frozen backbone
+    # with no prompts is deterministic in train mode.
+    probe = MODELS.build(tiny_classifier('vit', None))
+    probe.train()
+    images = torch.rand(2, 3, 32, 32)
+    feats = [probe.extract_feat(images)[-1] for _ in range(2)]
+    assert torch.equal(feats[0], feats[1])
+    model.eval()
+    assert all(not m.training for m in model.modules())
+
+
+def test_without_freezing_the_backbone_trains_and_follows_the_mode():
+    model = MODELS.build(
+        tiny_classifier('vit', 'vpt-deep', freeze_backbone=False))
+    model.train()
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.backbone.training
+
+
+def test_frozen_exclude_keeps_matching_backbone_parameters_trainable():
+    model = MODELS.build(
+        tiny_classifier('vit', 'vapt', frozen_exclude=[r'^ln1\.']))
+    trainable = [n for n, p in model.backbone.named_parameters()
+                 if p.requires_grad]
+    assert trainable == ['ln1.weight', 'ln1.bias']
+    message = "patterns ['^no_such'] match no parameter of VisionTransformer"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MODELS.build(tiny_classifier('vit', 'vapt',
+                                     frozen_exclude=['^no_such']))
+
+
+def test_state_dict_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_classifier('deit-distilled', 'vapt'))
+    with torch.no_grad():
+        for p in model.neck.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = tmp_path / 'model.pth'
+    torch.save(model.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = MODELS.build(tiny_classifier('deit-distilled', 'vapt'))
+    fresh.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    model.eval()
+    fresh.eval()
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.equal(model(images), fresh(images))
+    assert {k for k in model.state_dict() if k.startswith('neck.')}
+
+
+def test_linear_probe_is_backbone_then_head():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_classifier('mae', None))
+    model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    cls = model.backbone(images, mask=None)[-1]
+    expected = model.head.fc(cls)
+    assert torch.equal(model(images), expected)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        'head.fc.weight', 'head.fc.bias']
+
+
+def test_extract_feat_stages():
+    model = MODELS.build(tiny_classifier('vit', 'vapt'))
+    model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    backbone = model.extract_feat(images, stage='backbone')
+    assert isinstance(backbone, tuple) and backbone[-1].shape == (2, 32)
+    assert torch.equal(model.extract_feat(images, stage='neck')[-1],
+                       backbone[-1])
+    assert model.extract_feat(images, stage='pre_logits').shape == (2, 32)
+    with pytest.raises(ValueError, match='Invalid output stage'):
+        model.extract_feat(images, stage='head')
+
+
+def test_neck_geometry_given_in_the_config_must_fit_the_backbone():
+    with pytest.raises(ValueError, match=r'embed_dims=48 \(backbone: 32\)'):
+        MODELS.build(
+            dict(type='PromptedClassifier', backbone=tiny_backbone('vit'),
+                 neck=dict(type='VPTNeck', num_tokens=2, embed_dims=48),
+                 head=tiny_head('vit')))
+
+
+def test_a_plain_neck_is_refused():
+    with pytest.raises(TypeError, match='needs a prompt neck'):
+        MODELS.build(
+            dict(type='PromptedClassifier', backbone=tiny_backbone('vit'),
+                 neck=dict(type='GlobalAveragePooling'),
+                 head=tiny_head('vit')))
+
+
+def test_predict_mode_returns_data_samples():
+    model = MODELS.build(tiny_classifier('vit', 'vpt-shallow'))
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32), mode='predict')
+    assert len(out) == 2 and out[0].pred_score.shape == (5, )
+
+
+def test_backbone_module_can_be_passed_in():
+    backbone = MODELS.build(tiny_backbone('vit'))
+    assert isinstance(backbone, nn.Module)
+    model = MODELS.build(
+        dict(type='PromptedClassifier', backbone=backbone,
+             neck=dict(type='VPTNeck', num_tokens=2), head=tiny_head('vit')))
+    assert model.backbone is backbone
+    assert not any(p.requires_grad for p in backbone.parameters())
