@@ -18,6 +18,7 @@ Example:
             work_dirs/vit-b16_vtab-eurosat/epoch_100.pth 2
 """
 import argparse
+import logging
 import os
 import os.path as osp
 from typing import Dict, List, Optional
@@ -114,6 +115,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         loader['pin_memory'] = False
     else:
         loader.setdefault('pin_memory', True)
+    num_workers = loader.get('num_workers', 0)
+    if num_workers == 0 and loader.get('persistent_workers', False):
+        print_log(
+            'test_dataloader.persistent_workers=True has no effect with '
+            'test_dataloader.num_workers=0; setting it to False.',
+            logger='current',
+            level=logging.WARNING)
+        loader['persistent_workers'] = False
     return cfg
 
 

@@ -23,11 +23,12 @@ Example:
         bash tools/dist_train.sh configs/vapt/vit-b16_vtab-eurosat.py 2
 """
 import argparse
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -114,7 +115,7 @@ def set_dataloader_defaults(cfg: Config,
 
     ``persistent_workers`` defaults to True only when the loader has worker
     processes; an explicit ``persistent_workers=True`` with
-    ``num_workers=0`` is an error that names the key.
+    ``num_workers=0`` is turned off with a warning (torch would refuse it).
 
     Args:
         cfg (Config): The run config, modified in place.
@@ -132,16 +133,21 @@ def set_dataloader_defaults(cfg: Config,
         loader['pin_memory'] = False
     else:
         loader.setdefault('pin_memory', True)
-    has_workers = loader.get('num_workers', 0) > 0
+    num_workers = loader.get('num_workers', 0)
     if not persistent_workers:
         loader['persistent_workers'] = False
-    elif has_workers:
+    elif num_workers > 0:
         loader.setdefault('persistent_workers', True)
     elif loader.get('persistent_workers', False):
-        raise ValueError(
-            f'{field}.persistent_workers=True needs {field}.num_workers > 0, '
-            f"got num_workers={loader.get('num_workers', 0)}. Set "
-            f'{field}.persistent_workers=False or use worker processes.')
+        # torch refuses persistent workers without workers; a config that
+        # sets both (e.g. num_workers=0 from --cfg-options) means "no
+        # workers", so drop the option instead of failing.
+        print_log(
+            f'{field}.persistent_workers=True has no effect with '
+            f'{field}.num_workers={num_workers}; setting it to False.',
+            logger='current',
+            level=logging.WARNING)
+        loader['persistent_workers'] = False
 
 
 def apply_amp(cfg: Config, dtype: Optional[str]) -> None:

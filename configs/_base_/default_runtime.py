@@ -1,0 +1,44 @@
+# Runtime settings shared by every vapt_mm config (mmpretrain's defaults,
+# plus the vapt_mm plugin import and a fixed seed).
+
+# registries: mmpretrain's, with vapt_mm's parts registered into them
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['vapt_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    # time every iteration
+    timer=dict(type='IterTimerHook'),
+    # log every 10 iterations (a VTAB-1k epoch is 16 iterations at batch 64)
+    logger=dict(type='LoggerHook', interval=10),
+    # step the learning-rate schedule
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # save a checkpoint every epoch, keep the 3 newest (and always the last)
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # reseed the sampler every epoch in distributed runs
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # draw predictions on validation images (off; --show-dir turns it on)
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # GPU runs use nccl; tools/train.py and tools/test.py switch to gloo when
+    # a distributed launcher starts them on a machine without a GPU.
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+
+# load weights from this checkpoint (not a resume; see `resume`)
+load_from = None
+# resume the whole training state from `load_from` or, if that is None, from
+# the latest checkpoint in work_dir (tools/train.py --resume [PATH])
+resume = False
+
+# the first of the five VTAB-1k seeds (42, 44, 82, 100, 800); override with
+# --cfg-options randomness.seed=44
+randomness = dict(seed=42, deterministic=False)

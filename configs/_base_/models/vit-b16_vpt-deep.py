@@ -1,0 +1,28 @@
+# VPT-deep on a frozen ViT-B/16 (ImageNet-21k supervised): a new set of
+# prompts before every one of the 12 blocks, prompt dropout 0.1 as the VPT
+# authors train it.
+#
+# The backbone weights come from checkpoints/vit-b16_in21k.pth, a plain
+# VisionTransformer state dict without key prefix made by
+# tools/model_converters (docs/pretrained_weights.md). A checkpoint whose
+# keys start with 'backbone.' needs prefix='backbone.' in init_cfg.
+# Override the path with
+#     --cfg-options model.backbone.init_cfg.checkpoint=/path/to/vit.pth
+model = dict(
+    type='PromptedClassifier',
+    backbone=dict(
+        type='VisionTransformer',
+        arch='b',
+        img_size=224,
+        patch_size=16,
+        drop_rate=0.0,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/vit-b16_in21k.pth')),
+    neck=dict(type='VPTNeck', num_tokens=10, deep=True, dropout=0.1),
+    # num_classes: the task's class count (a task config sets it)
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=768,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+)
