@@ -7,10 +7,12 @@ block (the final norm), and how the backbone formats an output. Each
 supported backbone family has one small adapter class; the registry below
 maps backbone classes to them.
 """
-from typing import Callable, Dict, Sequence, Tuple, Type
+from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
+
+from .prompt_kv_block import BlockParts, block_parts
 
 _ADAPTERS: Dict[Type[nn.Module], Type['BackboneAdapter']] = {}
 
@@ -131,6 +133,11 @@ class BackboneAdapter:
     def format_output(self, x: torch.Tensor, hw: tuple):
         """Format a prompt-free token sequence the way the backbone does."""
         raise NotImplementedError
+
+    def prompt_kv_parts(self, block: nn.Module) -> Optional[BlockParts]:
+        """The block's parts for the prompt key/value fast path, or None
+        when the block must run the plain way."""
+        return block_parts(block)
 
     def geometry(self) -> dict:
         """Keyword arguments a prompt neck needs to build its parameters."""

@@ -1,12 +1,13 @@
-"""The part every prompt neck shares: running the backbone with prompts."""
+"""The base class of prompt necks: geometry, options and the prompt contract."""
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from mmengine.utils import to_2tuple
 
 from ..backbones import BackboneAdapter
+from ..backbones.prompt_kv_block import BlockParts, prompt_key_values
 
 
 def vpt_uniform_bound(patch_size: Tuple[int, int], embed_dims: int) -> float:
@@ -36,12 +37,29 @@ class BasePromptNeck(BaseModule):
     the shape and meaning it has for the bare backbone. Applied after the
     backbone, in mmpretrain's neck position, the neck is the identity.
 
+    **Fast path.** Where a block's outputs at the prompt positions are
+    discarded (the next block receives fresh prompts, or it is the last
+    block), the block runs with the prompts only as keys and values:
+    queries, attention rows, output projection, second norm and FFN are
+    computed for the prefix and patch tokens only. The outputs are the same
+    as the plain path's. At inference (eval mode, no autograd), the keys and
+    values of static prompts are computed once and reused until the prompts
+    or the block's weights change.
+
     The backbone geometry arguments are filled in by
     :class:`PromptedClassifier` from the backbone it builds; give them only
     when building a neck on its own.
 
     Args:
         num_tokens (int): Number of prompt tokens p.
+        fast_path (bool, optional): None (default) uses the fast path for
+            the blocks that support it (mmpretrain's ViT, DeiT and DeiT3
+            blocks) and the plain path elsewhere; False always runs the plain
+            path; True requires the fast path and raises for a block that
+            cannot take it.
+        with_cp (bool): Recompute the blocks' activations in the backward
+            pass (activation checkpointing) to save memory. Prompt gradients
+            are unchanged. Defaults to False.
         embed_dims (int, optional): Token width d of the backbone.
         num_layers (int, optional): Number of transformer blocks L.
         patch_size (int | tuple, optional): Patch size of the patch
@@ -53,6 +71,8 @@ class BasePromptNeck(BaseModule):
 
     def __init__(self,
                  num_tokens: int,
+                 fast_path: Optional[bool] = None,
+                 with_cp: bool = False,
                  embed_dims: Optional[int] = None,
                  num_layers: Optional[int] = None,
                  patch_size: Optional[Union[int, Sequence[int]]] = None,
@@ -64,6 +84,10 @@ class BasePromptNeck(BaseModule):
             raise ValueError(
                 f'{name}: num_tokens must be a positive integer, got '
                 f'{num_tokens!r}.')
+        if fast_path not in (None, True, False):
+            raise ValueError(
+                f'{name}: fast_path must be None (auto), True or False, got '
+                f'{fast_path!r}.')
         missing = [
             key for key, value in dict(
                 embed_dims=embed_dims,
@@ -77,14 +101,17 @@ class BasePromptNeck(BaseModule):
                 'inside a PromptedClassifier (which fills these in from the '
                 'backbone) or pass them explicitly.')
         self.num_tokens = num_tokens
+        self.fast_path = fast_path
+        self.with_cp = with_cp
         self.embed_dims = int(embed_dims)
         self.num_layers = int(num_layers)
         self.patch_size = to_2tuple(patch_size)
         self.patch_grid = tuple(to_2tuple(patch_grid))
+        self._kv_cache: Dict[int, tuple] = {}
 
     def get_prompts(self, index: int, tokens: torch.Tensor, hw: tuple,
                     num_prefix_tokens: int) -> Optional[torch.Tensor]:
-        """The prompts block ``index`` sees, or None to keep the current ones.
+        """The fresh prompts block ``index`` sees, or None.
 
         Args:
             index (int): Index of the block about to run.
@@ -100,8 +127,67 @@ class BasePromptNeck(BaseModule):
         """
         raise NotImplementedError
 
+    def replaces_prompts(self, index: int) -> bool:
+        """Whether :meth:`get_prompts` returns fresh prompts at ``index``.
+
+        It must agree with :meth:`get_prompts`; the fast path uses it to know
+        whether block ``index - 1``'s prompt outputs are discarded.
+        """
+        raise NotImplementedError
+
+    def prompts_are_static(self, index: int) -> bool:
+        """Whether the prompts at ``index`` do not depend on the input."""
+        raise NotImplementedError
+
     def check_input(self, hw: tuple) -> None:
         """Validate the input's patch grid. Override where it matters."""
+
+    def fast_block_parts(self, adapter: BackboneAdapter,
+                         block) -> Optional[BlockParts]:
+        """The block's parts when the fast path is to be used for it."""
+        if self.fast_path is False:
+            return None
+        parts = adapter.prompt_kv_parts(block)
+        if parts is None and self.fast_path:
+            raise TypeError(
+                f'{type(self).__name__}(fast_path=True): blocks of type '
+                f'{type(block).__name__} cannot take prompts as keys and '
+                'values only. Use fast_path=None (automatic) or False.')
+        return parts
+
+    def prompt_kv(self, index: int, parts: BlockParts,
+                  prompts: torch.Tensor,
+                  fresh: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the prompts at block ``index``.
+
+        Static prompts at inference (eval mode, autograd off) are the same
+        for every input: their keys and values are computed once per block
+        and reused while the prompts and the block's weights are unchanged
+        (tracked through the tensors' in-place version counters).
+        """
+        cacheable = (fresh and not self.training
+                     and not torch.is_grad_enabled()
+                     and self.prompts_are_static(index))
+        if not cacheable:
+            return prompt_key_values(parts, prompts)
+        watched = [prompts] + [
+            p for m in (parts.norm_attn, parts.attn.qkv)
+            for p in m.parameters()
+        ]
+        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                      for t in watched)
+        cached = self._kv_cache.get(index)
+        if cached is None or cached[0] != stamp:
+            k, v = prompt_key_values(parts, prompts[:1])
+            cached = (stamp, k, v)
+            self._kv_cache[index] = cached
+        _, k, v = cached
+        batch = prompts.shape[0]
+        return k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)
+
+    def train(self, mode: bool = True) -> 'BasePromptNeck':
+        self._kv_cache.clear()
+        return super().train(mode)
 
     def forward_backbone(self, adapter: BackboneAdapter,
                          inputs: torch.Tensor) -> tuple:
@@ -115,70 +201,9 @@ class BasePromptNeck(BaseModule):
             tuple: What the backbone's ``forward`` returns, one entry per
             ``out_indices`` element, computed with prompts.
         """
+        from .prompted_forward import run_backbone
         return run_backbone(adapter, inputs, self)
 
     def forward(self, inputs):
         """After the backbone the prompt neck is the identity."""
         return inputs
-
-
-def remove_prompts(x: torch.Tensor, num_prefix_tokens: int,
-                   num_prompts: int) -> torch.Tensor:
-    """Drop the ``num_prompts`` tokens that follow the prefix tokens."""
-    if num_prompts == 0:
-        return x
-    return torch.cat(
-        (x[:, :num_prefix_tokens], x[:, num_prefix_tokens + num_prompts:]),
-        dim=1)
-
-
-def run_backbone(adapter: BackboneAdapter,
-                 inputs: torch.Tensor,
-                 neck: Optional[BasePromptNeck] = None) -> tuple:
-    """Run a backbone block by block, with ``neck``'s prompts if given.
-
-    Before each block the neck's prompts (if it returns any) are placed
-    right after the prefix tokens, replacing the previous block's prompt
-    tokens; before each output is formatted the prompts are removed. With
-    ``neck=None`` this is exactly the backbone's own unmasked forward (for
-    ``MAEViT`` that is the forward without random masking).
-
-    Args:
-        adapter (BackboneAdapter): Adapter bound to the backbone.
-        inputs (Tensor): Images ``(B, 3, H, W)``.
-        neck (BasePromptNeck, optional): The prompt neck.
-
-    Returns:
-        tuple: One formatted output per ``out_indices`` element.
-
-    Example:
-        >>> from mmpretrain.models import VisionTransformer
-        >>> from vapt_mm.models.backbones import build_backbone_adapter
-        >>> vit = VisionTransformer(arch='deit-tiny', img_size=32,
-        ...                         patch_size=8).eval()
-        >>> x = torch.rand(1, 3, 32, 32)
-        >>> out = run_backbone(build_backbone_adapter(vit), x)
-        >>> torch.equal(out[0], vit(x)[0])
-        True
-    """
-    x, hw = adapter.embed(inputs)
-    if neck is not None:
-        neck.check_input(hw)
-    prefix = adapter.num_prefix_tokens
-    num_prompts = 0  # prompt tokens currently in ``x``
-    outs = []
-    for index, block in enumerate(adapter.blocks):
-        if neck is not None:
-            tokens = remove_prompts(x, prefix, num_prompts)
-            prompts = neck.get_prompts(index, tokens, hw, prefix)
-            if prompts is not None:
-                x = torch.cat((tokens[:, :prefix], prompts.to(tokens.dtype),
-                               tokens[:, prefix:]),
-                              dim=1)
-                num_prompts = prompts.shape[1]
-        x = adapter.after_block(index, block(x))
-        if index in adapter.out_indices:
-            outs.append(
-                adapter.format_output(
-                    remove_prompts(x, prefix, num_prompts), hw))
-    return tuple(outs)

@@ -51,7 +51,8 @@ class VAPTNeck(BasePromptNeck):
         share_projector (bool): One feature projector for all adaptive
             blocks. Defaults to True.
         deep (bool): Must be True; see above. Defaults to True.
-        **kwargs: Backbone geometry (``embed_dims``, ``num_layers``,
+        **kwargs: ``fast_path``, ``with_cp`` and the backbone geometry
+            (``embed_dims``, ``num_layers``,
             ``patch_size``, ``patch_grid``) and ``init_cfg``; see
             :class:`BasePromptNeck`.
 
@@ -130,3 +131,9 @@ class VAPTNeck(BasePromptNeck):
         projector = self.projectors[0 if self.share_projector else
                                     adaptive_index]
         return projector(raw)
+
+    def replaces_prompts(self, index: int) -> bool:
+        return True
+
+    def prompts_are_static(self, index: int) -> bool:
+        return index < self.vpt_depth

@@ -27,7 +27,8 @@ class VPTNeck(BasePromptNeck):
         deep (bool): Deep prompts (one set per block). Defaults to False.
         dropout (float): Prompt dropout rate; the VPT authors use 0.1 for
             deep prompts. Defaults to 0.
-        **kwargs: Backbone geometry (``embed_dims``, ``num_layers``,
+        **kwargs: ``fast_path``, ``with_cp`` and the backbone geometry
+            (``embed_dims``, ``num_layers``,
             ``patch_size``, ``patch_grid``) and ``init_cfg``; see
             :class:`BasePromptNeck`.
 
@@ -61,3 +62,9 @@ class VPTNeck(BasePromptNeck):
         if index == 0 or self.deep:
             return self.prompts(index, tokens.shape[0])
         return None
+
+    def replaces_prompts(self, index: int) -> bool:
+        return index == 0 or self.deep
+
+    def prompts_are_static(self, index: int) -> bool:
+        return True
