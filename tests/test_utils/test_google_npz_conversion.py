@@ -104,7 +104,8 @@ def test_converted_vit_matches_timm_loading_same_npz(npz_path):
     assert got.std() > 0.1
 
 
-def test_saved_file_loads_weights_only_and_through_init_cfg(npz_path, tmp_path):
+def test_saved_file_loads_weights_only_and_through_init_cfg(
+        npz_path, tmp_path):
     state_dict = convert_google_vit(load_google_vit_npz(npz_path), npz_path)
     dst = tmp_path / 'sub' / 'vit.pth'
     assert save_backbone_state_dict(state_dict, str(dst)) == len(state_dict)
@@ -157,8 +158,10 @@ def test_wrong_shape_is_named():
     arrays = google_vit_arrays()
     key = 'Transformer/encoderblock_0/MlpBlock_3/Dense_0/bias'
     arrays[key] = arrays[key][:-1]
-    with pytest.raises(ValueError, match=r'layers\.0\.ffn\.layers\.0\.0\.bias: '
-                       r'got \(127,\), expected \(128,\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'layers\.0\.ffn\.layers\.0\.0\.bias: '
+            r'got \(127,\), expected \(128,\)'):
         convert_google_vit(arrays, 'odd.npz')
 
 

@@ -87,8 +87,9 @@ def test_vit_base_in21k_names_and_shapes_fit_mmpretrain_vit_b():
 def test_timm_unsupported_and_missing_keys_are_named():
     sd = dict(timm_vit(seed=2).state_dict())
     sd['blocks.0.ls1.gamma'] = torch.ones(DIMS)
-    with pytest.raises(ValueError, match=r"\['blocks\.0\.ls1\.gamma'\] have no "
-                       'counterpart'):
+    with pytest.raises(
+            ValueError,
+            match=r"\['blocks\.0\.ls1\.gamma'\] have no counterpart"):
         convert_timm_vit(sd, 'ls.pth')
     del sd['blocks.0.ls1.gamma']
     del sd['norm.weight']

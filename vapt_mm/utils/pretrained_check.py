@@ -158,7 +158,8 @@ def _select_weights(loaded: Any, name: str,
         raise ValueError(
             f'Pretrained checkpoint {name!r} has no key starting with prefix '
             f'{prefix!r} (keys look like {sample}); set init_cfg prefix to '
-            f'match the file, or None if its keys have no prefix (see {DOCS}).')
+            'match the file, or None if its keys have no prefix '
+            f'(see {DOCS}).')
     return selected
 
 

@@ -132,14 +132,16 @@ def convert_google_vit(weights: Mapping[str, np.ndarray],
         required += _block_keys(i).values()
     require_source_keys(weights, required, source, FORMAT_NAME)
     if block_ids != list(range(len(block_ids))):
-        raise ValueError(f'{source}: encoder block indices must run 0..'
-                         f'{len(block_ids) - 1} without gaps, got {block_ids}.')
+        raise ValueError(
+            f'{source}: encoder block indices must run 0..'
+            f'{len(block_ids) - 1} without gaps, got {block_ids}.')
 
     kernel = _check_ndim(weights, 'embedding/kernel', 4, source,
                          '(patch, patch, in_channels, dims)')
     out = {
         'cls_token': _tensor(weights['cls']),
-        'pos_embed': _tensor(weights['Transformer/posembed_input/pos_embedding']),
+        'pos_embed':
+        _tensor(weights['Transformer/posembed_input/pos_embedding']),
         # HWIO (flax conv) -> OIHW (torch conv)
         'patch_embed.projection.weight': _tensor(kernel.transpose(3, 2, 0, 1)),
         'patch_embed.projection.bias': _tensor(weights['embedding/bias']),

@@ -2,9 +2,9 @@
 
 ``mae_pretrain_vit_base.pth`` holds ``{'model': state_dict}`` with timm-style
 encoder names (``cls_token``, ``pos_embed`` (fixed 2-D sin-cos),
-``patch_embed.proj.*``, ``blocks.<i>.*``, ``norm.*``); the ``*_full``
-variants add the decoder (``mask_token``, ``decoder_*``), which the
-conversion leaves out.
+``patch_embed.proj.*``, ``blocks.<i>.*``, ``norm.*``). Checkpoints that also
+hold the decoder (``mask_token``, ``decoder_*``) convert too; the decoder is
+left out.
 """
 from typing import Any, Dict, Mapping
 
@@ -38,6 +38,8 @@ def convert_mae_vit(checkpoint: Mapping[str, Any],
             encoder (missing or unsupported keys are named).
 
     Example:
+        >>> from vapt_mm.utils.checkpoint_conversion import \
+        ...     load_torch_checkpoint
         >>> ckpt = load_torch_checkpoint('mae_pretrain_vit_base.pth')
         >>> state_dict = convert_mae_vit(ckpt, 'mae_pretrain_vit_base.pth')
         >>> len(state_dict)

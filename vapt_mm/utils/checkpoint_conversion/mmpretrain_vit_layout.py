@@ -81,7 +81,9 @@ def check_vit_geometry(state_dict: Mapping[str, torch.Tensor],
     if layer_ids != list(range(num_layers)):
         raise ValueError(f'{source}: transformer layer indices must run '
                          f'0..{num_layers - 1} without gaps, got {layer_ids}.')
-    missing = [k for k in mmpretrain_vit_keys(num_layers) if k not in state_dict]
+    missing = [
+        k for k in mmpretrain_vit_keys(num_layers) if k not in state_dict
+    ]
     if missing:
         raise ValueError(f'{source}: converted weights lack {missing}.')
 

@@ -42,13 +42,16 @@ def convert_mocov3_vit(checkpoint: Mapping[str, Any],
             ``module.<encoder>.``, or the encoder is not a plain ViT.
 
     Example:
+        >>> from vapt_mm.utils.checkpoint_conversion import \
+        ...     load_torch_checkpoint
         >>> ckpt = load_torch_checkpoint('vit-b-300ep.pth.tar')
         >>> state_dict = convert_mocov3_vit(ckpt, 'vit-b-300ep.pth.tar')
         >>> state_dict['ln1.weight'].shape
         torch.Size([768])
     """
     if encoder not in ENCODERS:
-        raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}.')
+        raise ValueError(
+            f'encoder must be one of {ENCODERS}, got {encoder!r}.')
     state_dict = select_wrapped_state_dict(checkpoint, 'state_dict', source)
     prefix = f'module.{encoder}.'
     encoder_weights = {

@@ -102,7 +102,9 @@ def convert_timm_vit_names(
         k: v
         for k, v in state_dict.items() if not k.startswith(drop_prefixes)
     }
-    num_blocks = len({k.split('.')[1] for k in kept if k.startswith('blocks.')})
+    num_blocks = len(
+        {k.split('.')[1]
+         for k in kept if k.startswith('blocks.')})
     require_source_keys(kept, timm_vit_required_keys(max(num_blocks, 1)),
                         source, format_name)
 
@@ -126,4 +128,5 @@ def convert_timm_vit_names(
             'register tokens or fc_norm are supported.')
 
     geometry = check_vit_geometry(converted, source)
-    return {k: converted[k] for k in mmpretrain_vit_keys(geometry['num_layers'])}
+    order = mmpretrain_vit_keys(geometry['num_layers'])
+    return {k: converted[k] for k in order}
