@@ -154,3 +154,34 @@ def test_backbone_module_can_be_passed_in():
              neck=dict(type='VPTNeck', num_tokens=2), head=tiny_head('vit')))
     assert model.backbone is backbone
     assert not any(p.requires_grad for p in backbone.parameters())
+
+
+def _with_init(init_cfg):
+    cfg = tiny_classifier('vit', 'vapt')
+    cfg['backbone'] = tiny_backbone('vit', init_cfg=init_cfg)
+    return cfg
+
+
+def test_init_weights_checks_and_loads_the_pretrained_backbone(tmp_path):
+    source = MODELS.build(tiny_backbone('vit'))
+    path = tmp_path / 'vit.pth'
+    torch.save(source.state_dict(), path)
+    pretrained = dict(type='Pretrained', checkpoint=str(path))
+    model = MODELS.build(_with_init(pretrained))
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+    missing = dict(pretrained, checkpoint=str(tmp_path / 'absent.pth'))
+    model = MODELS.build(_with_init(missing))
+    with pytest.raises(FileNotFoundError, match='absent.pth'):
+        model.init_weights()
+
+    wrong = MODELS.build(tiny_backbone('vit', arch=dict(
+        embed_dims=48, num_layers=3, num_heads=2, feedforward_channels=64)))
+    torch.save(wrong.state_dict(), tmp_path / 'wrong.pth')
+    bad = dict(pretrained, checkpoint=str(tmp_path / 'wrong.pth'))
+    model = MODELS.build(_with_init(bad))
+    with pytest.raises(ValueError, match='layers.0.ln1.weight'):
+        model.init_weights()

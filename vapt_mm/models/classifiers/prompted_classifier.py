@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
+from ...utils.pretrained_check import check_pretrained_checkpoint
 from ..backbones import build_backbone_adapter
 from ..necks import BasePromptNeck, run_backbone
 
@@ -154,6 +155,21 @@ class PromptedClassifier(ImageClassifier):
             print_log(
                 f'Backbone parameters left trainable: {kept}',
                 logger='current')
+
+    def init_weights(self) -> None:
+        """Initialise weights, first checking a pretrained backbone file.
+
+        mmengine only warns when a ``Pretrained`` checkpoint is missing keys
+        or has other shapes, which would silently prompt-tune a partly random
+        backbone. The file named by the backbone's ``init_cfg`` is checked
+        first and a clear error names the path, the missing keys and the
+        shape mismatches.
+        """
+        init_cfg = getattr(self.backbone, 'init_cfg', None)
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            check_pretrained_checkpoint(self.backbone, init_cfg['checkpoint'],
+                                        init_cfg.get('prefix'))
+        super().init_weights()
 
     def train(self, mode: bool = True) -> 'PromptedClassifier':
         """Set train/eval mode; a frozen backbone always stays in eval."""
