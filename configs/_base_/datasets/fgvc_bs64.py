@@ -11,8 +11,8 @@
 # Switch the data set (names: cub, nabirds, oxfordflower, stanforddogs,
 # stanfordcars; class counts 200, 555, 102, 120, 196) with
 #   --cfg-options train_dataloader.dataset.dataset=cub \
-#       val_dataloader.dataset.dataset=cub test_dataloader.dataset.dataset=cub \
-#       model.head.num_classes=200
+#       val_dataloader.dataset.dataset=cub \
+#       test_dataloader.dataset.dataset=cub model.head.num_classes=200
 # Hyper-parameter search: train_dataloader.dataset.split=train and
 # val_dataloader.dataset.split=val. Without worker processes (num_workers=0)
 # also set persistent_workers=False. See docs/datasets.md.
