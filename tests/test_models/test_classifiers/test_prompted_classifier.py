@@ -185,3 +185,22 @@ def test_init_weights_checks_and_loads_the_pretrained_backbone(tmp_path):
     model = MODELS.build(_with_init(bad))
     with pytest.raises(ValueError, match='layers.0.ln1.weight'):
         model.init_weights()
+
+
+def test_mae_backbone_keeps_its_pretrained_weights(tmp_path):
+    # MAEViT.init_weights re-initialises cls_token, pos_embed and the patch
+    # projection after loading; the classifier must end with the file's
+    # weights.
+    source = MODELS.build(tiny_backbone('mae'))
+    with torch.no_grad():
+        source.cls_token.fill_(0.25)
+        source.patch_embed.projection.weight.fill_(0.01)
+    path = tmp_path / 'mae.pth'
+    torch.save(source.state_dict(), path)
+    cfg = tiny_classifier('mae', 'vapt')
+    cfg['backbone'] = tiny_backbone(
+        'mae', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key

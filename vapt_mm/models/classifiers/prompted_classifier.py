@@ -5,7 +5,9 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.model.weight_init import PretrainedInit
 from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.models.selfsup.mae import MAEViT
 from mmpretrain.registry import MODELS
 
 from ...utils.pretrained_check import check_pretrained_checkpoint
@@ -166,10 +168,19 @@ class PromptedClassifier(ImageClassifier):
         shape mismatches.
         """
         init_cfg = getattr(self.backbone, 'init_cfg', None)
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        pretrained = (isinstance(init_cfg, dict)
+                      and init_cfg.get('type') == 'Pretrained')
+        if pretrained:
             check_pretrained_checkpoint(self.backbone, init_cfg['checkpoint'],
                                         init_cfg.get('prefix'))
         super().init_weights()
+        if pretrained and type(self.backbone) is MAEViT:
+            # mmpretrain 1.2.0's MAEViT.init_weights loads the checkpoint and
+            # then re-initialises cls_token, pos_embed and the patch
+            # projection for pre-training; load the pretrained file again.
+            PretrainedInit(
+                checkpoint=init_cfg['checkpoint'],
+                prefix=init_cfg.get('prefix'))(self.backbone)
 
     def train(self, mode: bool = True) -> 'PromptedClassifier':
         """Set train/eval mode; a frozen backbone always stays in eval."""
