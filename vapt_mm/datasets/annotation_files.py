@@ -152,8 +152,11 @@ def label_range_errors(entries: Iterable[ListEntry], num_classes: int,
         list[str]: One message per bad label, empty when all are in range.
 
     Example:
-        >>> label_range_errors([ListEntry('a.jpg', 12, 3)], 10, 'x.txt')
-        ['x.txt, line 3: label 12 is outside [0, 10) (num_classes=10); ...']
+        >>> errors = label_range_errors([ListEntry('a.jpg', 12, 3)], 10,
+        ...                             'x.txt')
+        >>> print(errors[0])
+        x.txt, line 3: label 12 is outside [0, 10) (num_classes=10; see
+        docs/datasets.md)
     """
     return [
         f'{ann_file}, line {e.line}: label {e.label} is outside '
@@ -194,8 +197,9 @@ def missing_files_message(missing: Sequence[str], total: int, source: str,
         and the count.
 
     Example:
-        >>> missing_files_message(['r/a.jpg'], 10, 'r/test.txt', 'r')
-        "1 of 10 images listed in 'r/test.txt' are missing ..."
+        >>> print(missing_files_message(['r/a.jpg'], 10, 'r/test.txt', 'r'))
+        1 of 10 images listed in 'r/test.txt' are missing: 'r/a.jpg'; expected
+        the paths in the file to be relative to 'r' (see docs/datasets.md).
     """
     shown = ', '.join(repr(p) for p in missing[:MAX_LISTED_PATHS])
     more = (f' and {len(missing) - MAX_LISTED_PATHS} more'
