@@ -1,0 +1,9 @@
+# Importing the hooks also registers the torch >= 2.6 weights_only allow-list
+# for Runner checkpoints (vapt_mm.engine.checkpoint_loading).
+from .frozen_weight_guard_hook import FrozenWeightGuardHook
+from .parameter_report_hook import ParameterReportHook
+from .trainable_checkpoint_hook import TrainableCheckpointHook
+
+__all__ = [
+    'FrozenWeightGuardHook', 'ParameterReportHook', 'TrainableCheckpointHook'
+]
