@@ -11,7 +11,10 @@ EPOCHS = 3
 
 
 def _final_state(runner):
-    return {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+    return {
+        key: value.detach().clone()
+        for key, value in runner.model.state_dict().items()
+    }
 
 
 @pytest.fixture(scope='module')

@@ -156,7 +156,9 @@ def format_parameter_report(counts: dict, title: str = 'Parameters') -> str:
     lines = [title]
     for row in rows:
         cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        cells += [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:])
+        ]
         lines.append('  '.join(cells).rstrip())
     lines.append(f"Trainable parameters: {counts['trainable']:,} of "
                  f"{counts['total']:,} "

@@ -78,9 +78,13 @@ def frozen_state_dict_keys(model: nn.Module,
         >>> model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 2))
         >>> model[0].requires_grad_(False)  # doctest: +ELLIPSIS
         BatchNorm1d(...)
-        >>> sorted(frozen_state_dict_keys(model))  # doctest: +NORMALIZE_WHITESPACE
-        ['0.bias', '0.num_batches_tracked', '0.running_mean',
-         '0.running_var', '0.weight']
+        >>> for key in sorted(frozen_state_dict_keys(model)):
+        ...     print(key)
+        0.bias
+        0.num_batches_tracked
+        0.running_mean
+        0.running_var
+        0.weight
     """
     keys = frozen_parameter_names(model)
     if not include_buffers:

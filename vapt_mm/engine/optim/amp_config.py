@@ -48,9 +48,10 @@ def amp_optim_wrapper_cfg(optim_wrapper_cfg: dict,
         >>> cfg = dict(optimizer=dict(type='SGD', lr=0.1))
         >>> amp_optim_wrapper_cfg(cfg, device='cuda')['type']
         'AmpOptimWrapper'
-        >>> amp_optim_wrapper_cfg(cfg, device='cpu')
-        {'optimizer': {'type': 'SGD', 'lr': 0.1}, 'type': 'CPUAmpOptimWrapper', 'dtype': 'bfloat16'}
-    """  # noqa: E501
+        >>> cpu_cfg = amp_optim_wrapper_cfg(cfg, device='cpu')
+        >>> cpu_cfg['type'], cpu_cfg['dtype']
+        ('CPUAmpOptimWrapper', 'bfloat16')
+    """
     if not isinstance(optim_wrapper_cfg, dict):
         raise TypeError('amp_optim_wrapper_cfg: optim_wrapper must be a '
                         f'dict, got {type(optim_wrapper_cfg).__name__}.')
