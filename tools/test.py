@@ -6,8 +6,8 @@ for ``config``, ``checkpoint``, ``--work-dir``, ``--out``/``--out-item``,
 without a GPU (gloo on CPU, see ``vapt_mm.utils.dist_cpu``).
 
 Example:
-    Test and dump the predictions (a list of dicts with ``pred_score``,
-    ``pred_label`` and ``gt_label`` per image)::
+    Test and dump the predictions (a pickled list of dicts with
+    ``pred_score``, ``pred_label`` and ``gt_label`` per image)::
 
         python tools/test.py configs/vapt/vit-b16_vtab-eurosat.py \\
             work_dirs/vit-b16_vtab-eurosat/epoch_100.pth --out preds.pkl
@@ -32,6 +32,10 @@ from mmengine.runner import Runner
 
 from vapt_mm.utils.dist_cpu import is_cpu_only, setup_cpu_distributed
 
+# DumpResults writes pickles; mmengine.dump picks the format by suffix.
+PRED_SUFFIXES = ('.pkl', '.pickle')
+METRIC_SUFFIXES = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line.
@@ -52,8 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
         '--out',
-        help='dump the predictions (or, with --out-item metrics, the '
-        'metrics) to this file (.pkl, .json or .yaml)')
+        help='dump the predictions to this .pkl file (or, with --out-item '
+        'metrics, the metrics to a .json, .yaml or .pkl file)')
     parser.add_argument(
         '--out-item',
         choices=['metrics', 'pred'],
@@ -77,6 +81,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out to name the output file')
+    if args.out is not None:
+        suffixes = (PRED_SUFFIXES if args.out_item in (None, 'pred') else
+                    METRIC_SUFFIXES)
+        if not args.out.endswith(suffixes):
+            parser.error(f'--out {args.out}: the {args.out_item or "pred"} '
+                         f'file must end with one of {", ".join(suffixes)}')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

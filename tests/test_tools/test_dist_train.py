@@ -3,6 +3,7 @@ import os.path as osp
 import pickle
 import sys
 
+import pytest
 import torch
 from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok,
                                 free_port, load_state_dict,
@@ -10,12 +11,15 @@ from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok,
                                 run_tool, trainable_keys, write_tiny_config,
                                 write_tiny_pretrained, write_tiny_vtab1k)
 
+from vapt_mm.utils.dist_cpu import is_cpu_only
+
 
 def _dist_env() -> dict:
     # a fresh port: other test runs may use torchrun on this machine too
     return dict(PYTHON=sys.executable, PORT=str(free_port()))
 
 
+@pytest.mark.skipif(not is_cpu_only(), reason='tests the gloo on CPU path')
 def test_two_cpu_processes_match_one_process(tmp_path):
     data_root = str(tmp_path / 'vtab-1k')
     lists = write_tiny_vtab1k(data_root)

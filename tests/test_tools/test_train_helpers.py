@@ -219,12 +219,14 @@ def assert_ok(proc: subprocess.CompletedProcess) -> None:
 
 
 def read_json_logs(work_dir: str) -> List[dict]:
-    """All records of the ``<timestamp>/vis_data/<timestamp>.json`` and
-    ``<timestamp>/<timestamp>.json`` scalar logs under ``work_dir``."""
+    """All records of the scalar logs under a work dir or one run's folder.
+
+    Training writes ``<timestamp>/vis_data/<timestamp>.json``, testing
+    ``<timestamp>/<timestamp>.json``.
+    """
     records = []
-    paths = glob.glob(osp.join(work_dir, '*', 'vis_data', '2*.json'))
-    paths += glob.glob(osp.join(work_dir, '*', '2*.json'))
-    for path in sorted(set(paths)):
+    paths = glob.glob(osp.join(work_dir, '**', '2*.json'), recursive=True)
+    for path in sorted(paths):
         with open(path) as f:
             records += [json.loads(line) for line in f if line.strip()]
     return records
