@@ -36,6 +36,8 @@ EXPECTED_TRAINABLE = {
     '_base_/models/vit-b16_vpt-deep.py': 12 * 10 * 768 + HEAD_10,
     '_base_/models/vit-b16_vpt-shallow.py': 10 * 768 + HEAD_10,
     '_base_/models/vit-b16_linear.py': HEAD_10,
+    # full fine-tuning: the whole ViT-B/16 (85,798,656) and the head
+    '_base_/models/vit-b16_finetune.py': 85_798_656 + HEAD_10,
 }
 
 
@@ -51,16 +53,19 @@ def _build_without_pretrained(cfg):
 
 
 @pytest.mark.parametrize('path', METHOD_CONFIGS + MODEL_CONFIGS, ids=_rel)
-def test_config_builds_a_frozen_prompted_vit(path):
+def test_config_builds_a_prompted_vit(path):
     cfg = Config.fromfile(path)
     model = _build_without_pretrained(cfg)
     assert isinstance(model, PromptedClassifier)
-    assert not any(p.requires_grad for p in model.backbone.parameters())
     trainable = {
         name: p.numel()
         for name, p in model.named_parameters() if p.requires_grad
     }
-    assert all(name.startswith(('neck.', 'head.')) for name in trainable)
+    if cfg.model.get('freeze_backbone', True):
+        assert not any(p.requires_grad for p in model.backbone.parameters())
+        assert all(name.startswith(('neck.', 'head.')) for name in trainable)
+    else:  # full fine-tuning
+        assert all(p.requires_grad for p in model.parameters())
     if _rel(path) in EXPECTED_TRAINABLE:
         assert sum(trainable.values()) == EXPECTED_TRAINABLE[_rel(path)]
 
