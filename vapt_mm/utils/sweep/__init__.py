@@ -1,0 +1,23 @@
+"""The VTAB-1k / FGVC hyper-parameter protocol (``tools/sweep.py``) and the
+results table (``tools/analysis/results_table.py``).
+
+Example:
+    >>> from vapt_mm.utils.sweep import Sweep, select_best, scaled_lr
+    >>> scaled_lr(10, 64)
+    2.5
+"""
+from .benchmarks import BENCHMARKS, BenchmarkSpec, expand_tasks, get_benchmark
+from .protocol import (DEFAULT_BASE_LRS, DEFAULT_SEEDS, DEFAULT_WEIGHT_DECAYS,
+                       TIE_BREAK_RULE, scaled_lr, select_best)
+from .run_state import RESULT_FILE, RunStatus, run_status
+from .runs import RunSpec
+from .summary import SUMMARY_FILE, read_summary, seed_statistics
+from .sweep import Sweep, TaskPlan
+
+__all__ = [
+    'Sweep', 'TaskPlan', 'RunSpec', 'RunStatus', 'run_status', 'select_best',
+    'scaled_lr', 'seed_statistics', 'read_summary', 'expand_tasks',
+    'get_benchmark', 'BenchmarkSpec', 'BENCHMARKS', 'DEFAULT_BASE_LRS',
+    'DEFAULT_WEIGHT_DECAYS', 'DEFAULT_SEEDS', 'TIE_BREAK_RULE', 'RESULT_FILE',
+    'SUMMARY_FILE'
+]
