@@ -19,7 +19,8 @@ model = dict(
             type='Pretrained',
             checkpoint='https://download.openmmlab.com/mmselfsup/1.x/mae/'
             'mae_vit-base-p16_8xb512-fp16-coslr-1600e_in1k/'
-            'mae_vit-base-p16_8xb512-fp16-coslr-1600e_in1k_20220825-f7569ca2.pth',
+            'mae_vit-base-p16_8xb512-fp16-coslr-1600e_in1k_'
+            '20220825-f7569ca2.pth',
             prefix='backbone.')),
     neck=dict(_delete_=True, type='VAPTNeck', num_tokens=10),
     head=dict(
