@@ -46,6 +46,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
     Returns:
         argparse.Namespace: The parsed arguments.
+
+    Example:
+        >>> parse_args(['my_config.py', 'epoch_100.pth']).checkpoint
+        'epoch_100.pth'
     """
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a checkpoint with mmengine')
@@ -101,6 +105,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     Returns:
         Config: The same config object, updated.
+
+    Example:
+        >>> args = parse_args(['configs/vapt/vit-b16_vtab-eurosat.py',
+        ...                    'epoch_100.pth'])
+        >>> # epoch_100.pth must exist
+        >>> merge_args(Config.fromfile(args.config),
+        ...            args).load_from  # doctest: +SKIP
+        'epoch_100.pth'
     """
     cfg.launcher = args.launcher
     if args.work_dir is not None:
@@ -144,6 +156,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
     Returns:
         dict: The test metrics.
+
+    Example:
+        >>> main(['configs/vapt/vit-b16_vtab-eurosat.py',
+        ...       'epoch_100.pth'])  # doctest: +SKIP
+        {'accuracy/top1': 96.2}
     """
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)

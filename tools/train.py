@@ -47,6 +47,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
     Returns:
         argparse.Namespace: The parsed arguments.
+
+    Example:
+        >>> parse_args(['my_config.py', '--resume']).resume
+        'auto'
     """
     parser = argparse.ArgumentParser(
         description='Train a (prompt-tuned) classifier with mmengine')
@@ -124,6 +128,16 @@ def set_dataloader_defaults(cfg: Config,
         pin_memory (bool): Default for ``pin_memory``; False forces it off.
         persistent_workers (bool): Default for ``persistent_workers``; False
             forces it off.
+
+    Example:
+        >>> cfg = Config(dict(train_dataloader=dict(num_workers=2),
+        ...                   val_dataloader=dict(num_workers=0)))
+        >>> set_dataloader_defaults(cfg, 'train_dataloader')
+        >>> set_dataloader_defaults(cfg, 'val_dataloader')
+        >>> cfg.train_dataloader.persistent_workers
+        True
+        >>> 'persistent_workers' in cfg.val_dataloader
+        False
     """
     loader = cfg.get(field, None)
     if loader is None:
@@ -157,6 +171,13 @@ def apply_amp(cfg: Config, dtype: Optional[str]) -> None:
         cfg (Config): The run config, modified in place.
         dtype (str, optional): ``'float16'`` or ``'bfloat16'``; None takes
             ``optim_wrapper.dtype`` from the config or the device default.
+
+    Example:
+        >>> cfg = Config(dict(optim_wrapper=dict(
+        ...     optimizer=dict(type='SGD', lr=0.1))))
+        >>> apply_amp(cfg, None)
+        >>> cfg.optim_wrapper.type  # on a CPU-only machine
+        'CPUAmpOptimWrapper'
     """
     try:
         from vapt_mm.engine.optim import amp_optim_wrapper_cfg
@@ -172,9 +193,10 @@ def apply_amp(cfg: Config, dtype: Optional[str]) -> None:
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the command line into the config.
 
-    The order is the one of mmpretrain's tool: options given as flags first,
-    then ``--cfg-options`` (which may override them); dataloader defaults are
-    filled last so they see the final ``num_workers``.
+    As in mmpretrain's tool, flags are merged first and ``--cfg-options``
+    after them (so it may override them). ``--amp`` comes next, so it
+    switches the final ``optim_wrapper``, and the dataloader defaults are
+    filled last, so they see the final ``num_workers``.
 
     Args:
         cfg (Config): The loaded config.
@@ -182,6 +204,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     Returns:
         Config: The same config object, updated.
+
+    Example:
+        >>> args = parse_args(['configs/vapt/vit-b16_vtab-eurosat.py',
+        ...                    '--resume'])
+        >>> cfg = merge_args(Config.fromfile(args.config), args)
+        >>> cfg.resume, cfg.load_from, cfg.work_dir
+        (True, None, './work_dirs/vit-b16_vtab-eurosat')
     """
     if args.no_validate:
         cfg.val_cfg = None
@@ -240,6 +269,10 @@ def build_runner(cfg: Config) -> Runner:
 
     Returns:
         Runner: The runner.
+
+    Example:
+        >>> runner = build_runner(merge_args(cfg, args))  # doctest: +SKIP
+        >>> runner.train()  # doctest: +SKIP
     """
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
@@ -251,6 +284,10 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     Args:
         argv (list[str], optional): Arguments without the program name.
+
+    Example:
+        >>> main(['configs/vapt/vit-b16_vtab-eurosat.py',
+        ...       '--work-dir', 'work_dirs/try'])  # doctest: +SKIP
     """
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)

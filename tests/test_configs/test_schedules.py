@@ -3,10 +3,10 @@ import glob
 import math
 import os.path as osp
 
+import mmengine.optim  # noqa: F401  (registers the schedulers)
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.optim import scheduler  # noqa: F401  (registers them)
 from mmengine.registry import PARAM_SCHEDULERS
 
 CONFIGS_DIR = osp.join(

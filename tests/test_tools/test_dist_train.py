@@ -5,11 +5,11 @@ import sys
 
 import pytest
 import torch
-from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok,
-                                free_port, load_state_dict,
-                                predict_in_process, read_json_logs, run,
-                                run_tool, trainable_keys, write_tiny_config,
-                                write_tiny_pretrained, write_tiny_vtab1k)
+from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok, free_port,
+                                load_state_dict, predict_in_process,
+                                read_json_logs, run, run_tool, trainable_keys,
+                                write_tiny_config, write_tiny_pretrained,
+                                write_tiny_vtab1k)
 
 from vapt_mm.utils.dist_cpu import is_cpu_only
 
