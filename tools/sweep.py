@@ -138,9 +138,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='array tasks running at once (sbatch --array=...%%N)')
     slurm.add_argument(
         '--slurm-args',
-        nargs='+',
+        action='append',
         default=[],
-        help='more #SBATCH options, e.g. --slurm-args=--time=08:00:00')
+        metavar='OPTION',
+        help='one more #SBATCH option per use, e.g. '
+        '--slurm-args=--time=08:00:00 --slurm-args=--mem=32G')
     return parser.parse_args(argv)
 
 

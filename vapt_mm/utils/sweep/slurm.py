@@ -46,7 +46,8 @@ def write_slurm_array(work_dir: str,
         cwd (str, optional): Folder the commands run in. Defaults to the
             current one.
         stamp (str, optional): File name stem; defaults to
-            ``sweep_<YYYYmmdd_HHMMSS>``.
+            ``sweep_<YYYYmmdd_HHMMSS>``. An existing script is never
+            overwritten: ``_1``, ``_2``, ... is appended instead.
 
     Returns:
         tuple[str, str]: (script path, command list path).
@@ -59,7 +60,11 @@ def write_slurm_array(work_dir: str,
                              'lines; the array runs one line per task.')
     slurm_dir = osp.abspath(osp.join(work_dir, 'slurm'))
     os.makedirs(slurm_dir, exist_ok=True)
-    stem = stamp or time.strftime('sweep_%Y%m%d_%H%M%S')
+    base = stamp or time.strftime('sweep_%Y%m%d_%H%M%S')
+    stem, n = base, 0
+    while osp.exists(osp.join(slurm_dir, f'{stem}.sh')):
+        n += 1  # never overwrite an earlier array (same second)
+        stem = f'{base}_{n}'
     list_path = osp.join(slurm_dir, f'{stem}.txt')
     script_path = osp.join(slurm_dir, f'{stem}.sh')
     with open(list_path, 'w', encoding='utf-8') as f:
