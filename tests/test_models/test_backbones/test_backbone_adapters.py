@@ -71,7 +71,7 @@ def test_geometry_of_vit_b16():
     geometry = build_backbone_adapter(vit).geometry()
     assert geometry == dict(
         embed_dims=768, num_layers=12, patch_size=(16, 16),
-        patch_grid=(14, 14))
+        patch_grid=(14, 14), num_prefix_tokens=1)
 
 
 def test_geometry_of_non_square_images_and_prefix_tokens():
@@ -106,5 +106,5 @@ def test_unsupported_backbones_are_refused_by_name(backbone_cfg, name):
 def test_supported_backbones_are_the_documented_families():
     assert set(supported_backbone_names()) == {
         'VisionTransformer', 'DistilledVisionTransformer', 'DeiT3',
-        'MAEViT', 'MoCoV3ViT'
+        'MAEViT', 'MoCoV3ViT', 'TIMMBackbone'
     }

@@ -112,7 +112,8 @@ def test_geometry_reported_to_the_neck(variant):
     assert isinstance(adapter, TIMMVisionTransformerAdapter)
     assert adapter.num_prefix_tokens == VARIANTS[variant][1]
     assert adapter.geometry() == dict(
-        embed_dims=64, num_layers=2, patch_size=(8, 8), patch_grid=(4, 4))
+        embed_dims=64, num_layers=2, patch_size=(8, 8), patch_grid=(4, 4),
+        num_prefix_tokens=VARIANTS[variant][1])
     assert adapter.out_indices == (1, )
     assert model.neck.patch_grid == (4, 4)
     trainable = {n.split('.')[0] for n, p in model.named_parameters()

@@ -204,3 +204,45 @@ def test_mae_backbone_keeps_its_pretrained_weights(tmp_path):
     model.init_weights()
     for key, value in source.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[key], value), key
+
+
+def test_a_classifier_init_cfg_does_not_clobber_the_prompt_init():
+    # DeiT-style configs put TruncNormal on every Linear of the classifier.
+    cfg = tiny_classifier('vit', 'vapt')
+    cfg['init_cfg'] = [dict(type='TruncNormal', layer='Linear', std=0.02)]
+    model = MODELS.build(cfg)
+    model.init_weights()
+    for generator in model.neck.generators:
+        assert torch.count_nonzero(generator.token_projector.weight) == 0
+        assert torch.count_nonzero(generator.token_projector.bias) == 0
+    bound = model.neck.static_prompts.bound
+    assert model.neck.static_prompts.prompts.abs().max() <= bound
+
+
+@pytest.mark.parametrize('out_pool', ['cls', 'avg'])
+def test_timm_vit_token_outputs_are_pooled_for_the_head(out_pool):
+    torch.manual_seed(0)
+    backbone = dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224',
+                    pretrained=False, img_size=32, patch_size=8,
+                    embed_dim=32, depth=2, num_heads=2, reg_tokens=2)
+    model = MODELS.build(
+        dict(type='PromptedClassifier', backbone=backbone,
+             neck=dict(type='VAPTNeck', num_tokens=3, out_pool=out_pool),
+             head=dict(type='LinearClsHead', num_classes=4, in_channels=32)))
+    model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    tokens = model.extract_feat(images, stage='backbone')[-1]
+    assert tokens.shape == (2, 1 + 2 + 16, 32)  # CLS, 2 registers, patches
+    pooled = model.extract_feat(images, stage='neck')[-1]
+    expected = tokens[:, 0] if out_pool == 'cls' else tokens[:, 3:].mean(1)
+    assert torch.equal(pooled, expected)
+    assert model(images).shape == (2, 4)
+
+
+def test_out_pool_refuses_outputs_that_are_not_token_sequences():
+    cfg = tiny_classifier('vit', 'vpt-deep')
+    cfg['neck'] = dict(cfg['neck'], out_pool='cls')
+    model = MODELS.build(cfg)
+    with pytest.raises(ValueError, match=r'pools token sequences .* shape '
+                       r'\(2, 32\)'):
+        model(torch.rand(2, 3, 32, 32))

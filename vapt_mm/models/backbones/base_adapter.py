@@ -145,4 +145,5 @@ class BackboneAdapter:
             embed_dims=self.embed_dims,
             num_layers=len(self.blocks),
             patch_size=tuple(self.patch_size),
-            patch_grid=tuple(self.patch_grid))
+            patch_grid=tuple(self.patch_grid),
+            num_prefix_tokens=self.num_prefix_tokens)

@@ -123,7 +123,11 @@ class PromptedClassifier(ImageClassifier):
             embed_dims=neck.embed_dims,
             num_layers=neck.num_layers,
             patch_size=tuple(neck.patch_size),
-            patch_grid=tuple(neck.patch_grid))
+            patch_grid=tuple(neck.patch_grid),
+            num_prefix_tokens=neck.num_prefix_tokens)
+        if neck.num_prefix_tokens is None:  # a neck built without it
+            neck.num_prefix_tokens = geometry['num_prefix_tokens']
+            built_for['num_prefix_tokens'] = neck.num_prefix_tokens
         mismatch = {
             key: (value, geometry[key])
             for key, value in built_for.items() if value != geometry[key]

@@ -60,12 +60,19 @@ class BasePromptNeck(BaseModule):
         with_cp (bool): Recompute the blocks' activations in the backward
             pass (activation checkpointing) to save memory. Prompt gradients
             are unchanged. Defaults to False.
+        out_pool (str, optional): For backbones whose outputs are token
+            sequences ``(B, T, d)`` (timm ViTs through ``TIMMBackbone``),
+            pool them after the backbone so an mmpretrain head can read
+            them: ``'cls'`` takes the first token, ``'avg'`` averages the
+            patch tokens. None (default) passes outputs on unchanged.
         embed_dims (int, optional): Token width d of the backbone.
         num_layers (int, optional): Number of transformer blocks L.
         patch_size (int | tuple, optional): Patch size of the patch
             embedding, used by the VPT initialisation.
         patch_grid (int | tuple, optional): (H, W) patch grid at the
             backbone's image size.
+        num_prefix_tokens (int, optional): Tokens before the patches; needed
+            by ``out_pool='avg'``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -73,10 +80,12 @@ class BasePromptNeck(BaseModule):
                  num_tokens: int,
                  fast_path: Optional[bool] = None,
                  with_cp: bool = False,
+                 out_pool: Optional[str] = None,
                  embed_dims: Optional[int] = None,
                  num_layers: Optional[int] = None,
                  patch_size: Optional[Union[int, Sequence[int]]] = None,
                  patch_grid: Optional[Union[int, Sequence[int]]] = None,
+                 num_prefix_tokens: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
@@ -88,6 +97,14 @@ class BasePromptNeck(BaseModule):
             raise ValueError(
                 f'{name}: fast_path must be None (auto), True or False, got '
                 f'{fast_path!r}.')
+        if out_pool not in (None, 'cls', 'avg'):
+            raise ValueError(
+                f"{name}: out_pool must be None, 'cls' or 'avg', got "
+                f'{out_pool!r}.')
+        if out_pool == 'avg' and num_prefix_tokens is None:
+            raise ValueError(
+                f"{name}(out_pool='avg') needs num_prefix_tokens (filled in "
+                'by PromptedClassifier).')
         missing = [
             key for key, value in dict(
                 embed_dims=embed_dims,
@@ -103,6 +120,8 @@ class BasePromptNeck(BaseModule):
         self.num_tokens = num_tokens
         self.fast_path = fast_path
         self.with_cp = with_cp
+        self.out_pool = out_pool
+        self.num_prefix_tokens = num_prefix_tokens
         self.embed_dims = int(embed_dims)
         self.num_layers = int(num_layers)
         self.patch_size = to_2tuple(patch_size)
@@ -204,6 +223,33 @@ class BasePromptNeck(BaseModule):
         from .prompted_forward import run_backbone
         return run_backbone(adapter, inputs, self)
 
-    def forward(self, inputs):
-        """After the backbone the prompt neck is the identity."""
-        return inputs
+    def reset_parameters(self) -> None:
+        """Re-initialise the prompt parameters as the method prescribes."""
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        """Initialise, then restore the method's own initialisation.
+
+        A classifier-level ``init_cfg`` (e.g. TruncNormal on every
+        ``Linear``, as DeiT configs have) is applied to all submodules before
+        this runs; re-running :meth:`reset_parameters` keeps VPT's uniform
+        prompts and VAPT's zero-initialised projectors.
+        """
+        super().init_weights()
+        self.reset_parameters()
+
+    def forward(self, inputs: tuple) -> tuple:
+        """After the backbone: the identity, or the ``out_pool`` pooling."""
+        if self.out_pool is None:
+            return inputs
+        return tuple(self._pool(x) for x in inputs)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(
+                f'{type(self).__name__}(out_pool={self.out_pool!r}) pools '
+                f'token sequences (B, T, d); the backbone gave shape '
+                f'{tuple(x.shape)}. Use out_pool=None for this backbone.')
+        if self.out_pool == 'cls':
+            return x[:, 0]
+        return x[:, self.num_prefix_tokens:].mean(dim=1)

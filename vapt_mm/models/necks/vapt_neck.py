@@ -132,6 +132,15 @@ class VAPTNeck(BasePromptNeck):
                                     adaptive_index]
         return projector(raw)
 
+    def reset_parameters(self) -> None:
+        if self.static_prompts is not None:
+            self.static_prompts.reset_parameters()
+        for generator in self.generators:
+            generator.reset_parameters()
+        for projector in self.projectors:
+            projector.fc1.reset_parameters()
+            projector.fc2.reset_parameters()
+
     def replaces_prompts(self, index: int) -> bool:
         return True
 

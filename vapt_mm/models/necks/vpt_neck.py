@@ -63,6 +63,9 @@ class VPTNeck(BasePromptNeck):
             return self.prompts(index, tokens.shape[0])
         return None
 
+    def reset_parameters(self) -> None:
+        self.prompts.reset_parameters()
+
     def replaces_prompts(self, index: int) -> bool:
         return index == 0 or self.deep
 
