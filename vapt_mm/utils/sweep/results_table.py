@@ -189,6 +189,11 @@ def load_method(work_dir: str, label: Optional[str] = None) -> MethodResults:
     Raises:
         ValueError: If two summaries in the folder describe the same task
             or a task is unknown.
+
+    Example:
+        >>> method = load_method('work_dirs/sweep_vapt')  # doctest: +SKIP
+        >>> method.label, method.tasks['dtd'].mean  # doctest: +SKIP
+        ('sweep_vapt', 71.2)
     """
     tasks: Dict[str, TaskResult] = {}
     known = {'vtab1k': VTAB1K_TASKS, 'fgvc': FGVC_TASKS}
@@ -456,6 +461,11 @@ def write_results(work_dirs: Sequence[str],
     Returns:
         dict[str, str]: Kind (``markdown``, ``summary``, ``per_task``,
         ``plot``) to path.
+
+    Example:
+        >>> write_results(['work_dirs/sweep_vapt'], 'work_dirs/results',
+        ...               labels=['VAPT'])  # doctest: +SKIP
+        {'markdown': 'work_dirs/results/results_table.md', ...}
     """
     if labels is not None and len(labels) != len(work_dirs):
         raise ValueError(f'{len(labels)} labels for {len(work_dirs)} work '

@@ -202,6 +202,11 @@ def write_result(run: RunSpec, score: float, source: str,
 
     Returns:
         str: The written path.
+
+    Example:
+        >>> write_result(run, 81.5, 'w/x/vis_data/scalars.json')
+        ... # doctest: +SKIP
+        'w/sweep_result.json'
     """
     path = osp.join(run.work_dir, RESULT_FILE)
     record = dict(run.identity())
@@ -243,6 +248,13 @@ def run_status(run: RunSpec,
 
     Returns:
         RunStatus: The state.
+
+    Example:
+        >>> from vapt_mm.utils.sweep.runs import grid_run
+        >>> run = grid_run('/tmp/no_such_sweep', 'dtd', 1.0, 0.0, 42, 64,
+        ...                ('train800', 'val200'), 100)
+        >>> run_status(run).state
+        'new'
     """
     stored = read_result(run)
     if stored is not None:

@@ -64,6 +64,11 @@ def count_model(config: str, options: Sequence[str]) -> Dict[str, float]:
     Returns:
         dict: ``trainable``, ``total`` (ints) and ``trainable_percent``
         (``100 * trainable / total``; head included).
+
+    Example:
+        >>> count_model('configs/vapt/vit-b16_vtab-eurosat.py',
+        ...             [])['trainable']
+        63298
     """
     import torch
     from mmengine.config import Config
@@ -133,6 +138,11 @@ def build_summary(*,
 
     Returns:
         dict: The summary (see ``docs/reproduce.md`` for the fields).
+
+    Example:
+        >>> summary = build_summary(task='dtd', ...)  # doctest: +SKIP
+        >>> summary['test_top1_mean'], summary['complete']  # doctest: +SKIP
+        (71.2, True)
     """
     grid_done = bool(grid) and all(score is not None for _, _, score in grid)
     test_scores = [score for _, _, score in final if score is not None]

@@ -102,6 +102,14 @@ class Sweep:
         python (str): Interpreter of the runs. Defaults to this one.
         train_args (Sequence[str]): More ``tools/train.py`` arguments, e.g.
             ``['--amp']``.
+
+    Example:
+        >>> sweep = Sweep('configs/vapt/vit-b16_vtab-eurosat.py', 'w',
+        ...               train_script='tools/train.py',
+        ...               test_script='tools/test.py', tasks=['natural'],
+        ...               base_lrs=[2.5], weight_decays=[0.0])
+        >>> sweep.tasks[:2], sweep.grid_runs('dtd')[0].lr
+        (['cifar', 'caltech101'], 0.625)
     """
 
     def __init__(self,
