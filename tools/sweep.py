@@ -1,4 +1,4 @@
-"""Run the published VTAB-1k protocol for a config: lr x wd grid, then seeds.
+"""Run the published VTAB-1k protocol: lr x wd grid, then seeds, per task.
 
 For each task: every (base lr, weight decay) pair is trained on train800 and
 scored on val200; the best pair (ties: smaller lr, then larger wd) is then
@@ -15,10 +15,16 @@ Example:
         python tools/sweep.py configs/vapt/vit-b16_vtab-eurosat.py \\
             --work-dir work_dirs/sweep_vapt
 
-    The same config as a template for all 19 tasks, 4 runs at a time::
+    The per-task configs of a method, 4 runs at a time::
+
+        python tools/sweep.py configs/vapt/vit-b16_vtab-*.py \\
+            --work-dir work_dirs/sweep_vapt --gpus 4
+
+    One config as a template for all 19 tasks (task and class count set
+    per task)::
 
         python tools/sweep.py configs/vapt/vit-b16_vtab-eurosat.py \\
-            --work-dir work_dirs/sweep_vapt --tasks all --gpus 4
+            --work-dir work_dirs/sweep_vapt --tasks all
 
     Write a Slurm array instead (then rerun the command after each array)::
 
@@ -50,8 +56,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='VTAB-1k protocol: lr x wd grid on train800 -> val200, '
         'then seeds on train800val200 -> test')
-    parser.add_argument('config', help='training config (or template with '
-                        '--tasks)')
+    parser.add_argument(
+        'configs',
+        nargs='+',
+        help='training config(s): one per task (each trains the task it '
+        'names), or one template config with --tasks')
     parser.add_argument(
         '--work-dir',
         required=True,
@@ -158,7 +167,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = parse_args(argv)
     sweep = Sweep(
-        args.config,
+        args.configs,
         args.work_dir,
         train_script=osp.join(TOOLS_DIR, 'train.py'),
         test_script=osp.join(TOOLS_DIR, 'test.py'),

@@ -195,3 +195,28 @@ def test_slurm_mode_lists_only_unscored_runs(fake):
     # with everything scored, no script is written
     assert fake['make']().run_local()
     assert fake['make']().write_slurm() is None
+
+
+def test_one_config_per_task_each_with_its_batch(fake, tmp_path):
+    """Per-task configs (as under configs/vpt/): each task trains with its
+    own config, and its batch size scales its learning rates."""
+    dtd = tmp_path / 'dtd.py'
+    dtd.write_text(CONFIG.replace("task='eurosat'", "task='dtd'").replace(
+        'batch_size=64', 'batch_size=128'))
+    sweep = Sweep([str(dtd), str(tmp_path / 'cfg.py')],
+                  str(tmp_path / 'sweep'), train_script='unused',
+                  test_script='unused', base_lrs=[10.0], weight_decays=[0.0],
+                  seeds=[42])
+    assert sweep.tasks == ['dtd', 'eurosat']  # VTAB-1k order
+    assert sweep.grid_runs('dtd')[0].lr == 10.0 * 128 / 256
+    assert sweep.grid_runs('eurosat')[0].lr == 10.0 * 64 / 256
+    assert sweep.train_cmd(sweep.grid_runs('dtd')[0], False)[2] == str(dtd)
+    assert not any('dataset.task' in o
+                   for o in sweep.grid_runs('dtd')[0].cfg_options)
+
+    with pytest.raises(ValueError, match="both train task 'eurosat'"):
+        Sweep([str(tmp_path / 'cfg.py')] * 2, 'w', 'unused', 'unused')
+    with pytest.raises(ValueError, match='--tasks uses one config as a '
+                       'template for every task; got 2 configs'):
+        Sweep([str(dtd), str(tmp_path / 'cfg.py')], 'w', 'unused', 'unused',
+              tasks=['all'])

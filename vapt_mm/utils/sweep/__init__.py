@@ -12,10 +12,10 @@ from .protocol import (DEFAULT_BASE_LRS, DEFAULT_SEEDS, DEFAULT_WEIGHT_DECAYS,
 from .run_state import RESULT_FILE, RunStatus, run_status
 from .runs import RunSpec
 from .summary import SUMMARY_FILE, read_summary, seed_statistics
-from .sweep import Sweep, TaskPlan
+from .sweep import Sweep, TaskPlan, TaskSource
 
 __all__ = [
-    'Sweep', 'TaskPlan', 'RunSpec', 'RunStatus', 'run_status', 'select_best',
+    'Sweep', 'TaskPlan', 'TaskSource', 'RunSpec', 'RunStatus', 'run_status', 'select_best',
     'scaled_lr', 'seed_statistics', 'read_summary', 'expand_tasks',
     'get_benchmark', 'BenchmarkSpec', 'BENCHMARKS', 'DEFAULT_BASE_LRS',
     'DEFAULT_WEIGHT_DECAYS', 'DEFAULT_SEEDS', 'TIE_BREAK_RULE', 'RESULT_FILE',

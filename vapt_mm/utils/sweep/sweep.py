@@ -19,12 +19,12 @@ Example:
 import logging
 import os.path as osp
 import sys
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 
 from .benchmarks import expand_tasks
-from .config_reader import read_sweep_config
+from .config_reader import SweepConfigInfo, read_sweep_config
 from .executor import Job, run_jobs
 from .protocol import (DEFAULT_BASE_LRS, DEFAULT_SEEDS, DEFAULT_WEIGHT_DECAYS,
                        check_grid_values, check_seeds, format_number,
@@ -37,7 +37,23 @@ from .runs import (FINAL, GRID, SWEEP_CONTROLLED, RunSpec, eval_command,
 from .slurm import write_slurm_array
 from .summary import build_summary, count_model, write_summary
 
-__all__ = ['Sweep', 'TaskPlan']
+__all__ = ['Sweep', 'TaskPlan', 'TaskSource']
+
+
+class TaskSource(NamedTuple):
+    """The config a task's runs use.
+
+    Args:
+        config (str): Config file.
+        info (SweepConfigInfo): What the sweep read from it.
+        template (bool): Whether the config is a template pointed at the
+            task by the sweep (``--tasks``), rather than the task's own
+            config.
+    """
+
+    config: str
+    info: SweepConfigInfo
+    template: bool
 
 
 class TaskPlan(NamedTuple):
@@ -74,13 +90,15 @@ def _log(msg: str, level: int = logging.INFO) -> None:
 
 
 class Sweep:
-    """Grid search and seed runs of one config over one or more tasks.
+    """Grid search and seed runs of a method over one or more tasks.
 
     Args:
-        config (str): Training config. Without ``tasks`` it is one method on
-            the task its training dataset names; with ``tasks`` it is a
-            template whose dataloaders and ``model.head.num_classes`` are
-            pointed at each task.
+        configs (str | Sequence[str]): Training config(s). Without ``tasks``
+            each config is one method on the task its training dataset
+            names (one config per task, e.g. the per-task configs under
+            ``configs/vapt/``); with ``tasks`` there must be exactly one,
+            used as a template whose dataloaders and
+            ``model.head.num_classes`` are pointed at each task.
         work_dir (str): Root of the sweep's work dirs.
         train_script (str): Path of ``tools/train.py``.
         test_script (str): Path of ``tools/test.py`` (scores a run whose
@@ -113,7 +131,7 @@ class Sweep:
     """
 
     def __init__(self,
-                 config: str,
+                 configs: Union[str, Sequence[str]],
                  work_dir: str,
                  train_script: str,
                  test_script: str,
@@ -126,7 +144,6 @@ class Sweep:
                  metric: str = DEFAULT_METRIC,
                  python: str = sys.executable,
                  train_args: Sequence[str] = ()) -> None:
-        self.config = config
         self.work_dir = work_dir
         self.train_script = train_script
         self.test_script = test_script
@@ -146,18 +163,52 @@ class Sweep:
             _log(
                 'These --cfg-options are set by the sweep for every run '
                 f'and are ignored: {overridden}', logging.WARNING)
-        self.info = read_sweep_config(config, self.user_options)
-        spec = self.info.benchmark
-        self.template = bool(tasks)
+        self.sources = self._task_sources(
+            [configs] if isinstance(configs, str) else list(configs), tasks)
+        self.tasks = list(self.sources)
+
+    def _task_sources(self, configs: List[str],
+                      tasks: Optional[Sequence[str]]) -> Dict[str, TaskSource]:
+        if not configs:
+            raise ValueError('Give at least one config.')
         if tasks:
-            self.tasks = expand_tasks(spec, tasks)
-        else:
-            if self.info.task not in spec.tasks:
+            if len(configs) != 1:
+                raise ValueError(
+                    f'--tasks uses one config as a template for every task; '
+                    f'got {len(configs)} configs. Give one template config '
+                    'with --tasks, or one config per task without it.')
+            info = read_sweep_config(configs[0], self.user_options)
+            return {
+                task: TaskSource(configs[0], info, True)
+                for task in expand_tasks(info.benchmark, tasks)
+            }
+        sources: Dict[str, TaskSource] = {}
+        for config in configs:
+            info = read_sweep_config(config, self.user_options)
+            spec = info.benchmark
+            if info.task not in spec.tasks:
                 raise ValueError(
                     f'{config}: train_dataloader.dataset.{spec.task_key}='
-                    f'{self.info.task!r} is not a {spec.dataset_type} task '
+                    f'{info.task!r} is not a {spec.dataset_type} task '
                     f'({list(spec.tasks)}).')
-            self.tasks = [self.info.task]
+            if info.task in sources:
+                raise ValueError(
+                    f'{sources[info.task].config} and {config} both train '
+                    f'task {info.task!r}; a sweep work dir holds one config '
+                    'per task (use another --work-dir for the other).')
+            sources[info.task] = TaskSource(config, info, False)
+        methods = sorted({source.info.method for source in sources.values()})
+        if len(methods) > 1:
+            _log(
+                f'The configs hold different methods ({methods}); the '
+                'results table reads one work dir per method.',
+                logging.WARNING)
+
+        def order(task: str) -> tuple:
+            spec = sources[task].info.benchmark
+            return spec.name != 'vtab1k', spec.tasks.index(task)
+
+        return {task: sources[task] for task in sorted(sources, key=order)}
 
     # ------------------------------------------------------------------
     # planning
@@ -172,19 +223,20 @@ class Sweep:
             list[str]: ``key=value`` items shared by the task's runs.
         """
         opts = list(self.user_options)
-        if self.template:
-            spec = self.info.benchmark
+        source = self.sources[task]
+        if source.template:
+            spec = source.info.benchmark
             opts = merge_options(
                 opts,
                 task_options(spec.task_key, task, spec.num_classes[task],
-                             self.info.has_test_dataloader))
+                             source.info.has_test_dataloader))
         return opts
 
     def _options(self, task: str, lr: float, wd: float, seed: int,
                  splits: Tuple[str, str]) -> List[str]:
-        own = run_options(lr, wd, seed, splits, self.info.max_epochs,
-                          self.info.has_auto_scale_lr,
-                          self.info.has_test_dataloader)
+        info = self.sources[task].info
+        own = run_options(lr, wd, seed, splits, info.max_epochs,
+                          info.has_auto_scale_lr, info.has_test_dataloader)
         return merge_options(self.task_options(task), own)
 
     def grid_runs(self, task: str) -> List[RunSpec]:
@@ -196,7 +248,8 @@ class Sweep:
         Returns:
             list[RunSpec]: The runs.
         """
-        info, splits = self.info, self.info.benchmark.grid_splits
+        info = self.sources[task].info
+        splits = info.benchmark.grid_splits
         runs = []
         for base_lr in self.base_lrs:
             for wd in self.weight_decays:
@@ -220,7 +273,8 @@ class Sweep:
         Returns:
             list[RunSpec]: One run per seed.
         """
-        info, splits = self.info, self.info.benchmark.final_splits
+        info = self.sources[task].info
+        splits = info.benchmark.final_splits
         lr = scaled_lr(best[0], info.batch_size)
         return [
             final_run(self.work_dir, task, best[0], best[1], seed,
@@ -259,17 +313,19 @@ class Sweep:
     # ------------------------------------------------------------------
     def train_cmd(self, run: RunSpec, resume: bool) -> List[str]:
         """The ``tools/train.py`` argv of a run."""
-        return train_command(self.python, self.train_script, self.config,
-                             run, resume, self.train_args)
+        return train_command(self.python, self.train_script,
+                             self.sources[run.task].config, run, resume,
+                             self.train_args)
 
     def eval_cmd(self, run: RunSpec, checkpoint: str) -> List[str]:
         """The ``tools/test.py`` argv that scores a run's checkpoint."""
-        if not self.info.has_test_dataloader:
+        source = self.sources[run.task]
+        if not source.info.has_test_dataloader:
             raise KeyError(
                 f'{run.name} trained all {run.max_epochs} epochs but has no '
-                f'final validation score, and {self.config} has no '
+                f'final validation score, and {source.config} has no '
                 'test_dataloader to score its checkpoint with tools/test.py.')
-        return eval_command(self.python, self.test_script, self.config, run,
+        return eval_command(self.python, self.test_script, source.config, run,
                             checkpoint,
                             osp.join(run.work_dir, EVAL_METRICS_FILE))
 
@@ -311,14 +367,16 @@ class Sweep:
             dict[str, TaskPlan]: The plan per task.
         """
         plans = self.plan(record=False)
-        info = self.info
-        _log(f'Sweep of {self.config} ({info.method}, '
-             f'{info.benchmark.dataset_type}) over {len(self.tasks)} '
-             f'task(s): {len(self.base_lrs)} lr x {len(self.weight_decays)} '
-             f'wd grid, seeds {list(self.seeds)}; batch {info.batch_size}, '
-             f'lr = base_lr * {info.batch_size} / 256; work dir '
-             f'{self.work_dir}')
+        _log(f'Sweep of {len(self.tasks)} task(s): {len(self.base_lrs)} lr '
+             f'x {len(self.weight_decays)} wd grid, seeds '
+             f'{list(self.seeds)}; work dir {self.work_dir}')
         for task, plan in plans.items():
+            source = self.sources[task]
+            info = source.info
+            _log(f'[{task}] {source.config} '
+                 f'({"template, " if source.template else ""}{info.method}, '
+                 f'batch {info.batch_size}: lr = base_lr * '
+                 f'{info.batch_size} / 256)')
             _log(f'[{task}] grid: {len(plan.grid)} runs on '
                  f'{"/".join(info.benchmark.grid_splits)}')
             for run, status in plan.grid:
@@ -486,12 +544,13 @@ class Sweep:
             dict[str, str]: Task to the written file.
         """
         written = {}
-        spec = self.info.benchmark
         for task, plan in plans.items():
             if not any(s.state == 'done' for _, s in plan.grid):
                 continue
+            source = self.sources[task]
+            spec = source.info.benchmark
             try:
-                params = count_model(self.config, self.task_options(task))
+                params = count_model(source.config, self.task_options(task))
             except Exception as err:  # counting is informative only
                 _log(f'[{task}] could not count the model parameters '
                      f'({type(err).__name__}: {err}); the summary has '
@@ -501,10 +560,10 @@ class Sweep:
                 task=task,
                 benchmark=spec.name,
                 group=spec.task_group.get(task),
-                method=self.info.method,
-                config=self.config,
-                batch_size=self.info.batch_size,
-                max_epochs=self.info.max_epochs,
+                method=source.info.method,
+                config=source.config,
+                batch_size=source.info.batch_size,
+                max_epochs=source.info.max_epochs,
                 metric=self.metric,
                 grid=[(r, s.state, s.score) for r, s in plan.grid],
                 best=plan.best,
