@@ -6,8 +6,12 @@ _base_ = ['./vapt_dinov2-s_digits.py']
 
 model = dict(neck=None)
 
-# A linear head takes a larger step than the prompt modules:
-# lr = 10 * 32 / 256 = 1.25 (the best of the spec's grid on val200).
-optim_wrapper = dict(optimizer=dict(lr=10.0, weight_decay=1e-4))
+# The head's rate is the VAPT config's (base lr 0.1: lr = 0.1 * 32 / 256,
+# the best of the spec's grid on val200 for this probe); there is no neck
+# to give a multiplier to.
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))
 
 work_dir = 'work_dirs/demo/linear_dinov2-s_digits'
