@@ -72,8 +72,10 @@ def run_backbone(adapter: BackboneAdapter,
     num_prompts = 0  # prompt tokens currently in ``x``
     outs = []
     for index, block in enumerate(blocks):
-        fresh = None
-        if neck is not None:
+        # Only blocks that receive fresh prompts need the prompt-free
+        # sequence (a copy); shallow prompts flow on without it.
+        fresh = tokens = None
+        if neck is not None and neck.replaces_prompts(index):
             tokens = remove_prompts(x, prefix, num_prompts)
             fresh = neck.get_prompts(index, tokens, hw, prefix)
         if fresh is not None:
@@ -86,6 +88,8 @@ def run_backbone(adapter: BackboneAdapter,
             index == len(blocks) - 1 or neck.replaces_prompts(index + 1))
         parts = neck.fast_block_parts(adapter, block) if discarded else None
         if parts is not None:
+            if tokens is None:  # prompts flowing into the last block
+                tokens = remove_prompts(x, prefix, num_prompts)
             prompt_k, prompt_v = neck.prompt_kv(index, parts, prompts,
                                                 fresh is not None)
             x = _call(with_cp, block_with_prompt_kv, parts, tokens,
