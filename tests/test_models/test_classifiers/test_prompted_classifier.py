@@ -19,6 +19,25 @@ def _loss(model, family, batch=4):
     return sum(v for k, v in losses.items() if 'loss' in k)
 
 
+# At initialisation VAPT passes no gradient to most of its own parameters,
+# by the method's math rather than by accident. The token projector's weight
+# is zero, so nothing before it (LayerNorm, convolution kernel) reaches the
+# prompts; the raw prompts are zero, so ReLU'(0) = 0 cuts the feature
+# projector's branch (fc1, fc2); and the token projector's bias, one value
+# per prompt shared by all d channels, is a constant shift over d that the
+# block's LayerNorm removes. Those gradients are zero up to float noise
+# (exactly 0.0 for some seeds). Only the token projector's weight (and the
+# static prompts) get a gradient at initialisation.
+ZERO_GRAD_AT_INIT = re.compile(
+    r'(generators\.\d+\.(norm\.\w+|kernel|token_projector\.bias)'
+    r'|projectors\.\d+\.fc[12]\.weight)$')
+
+
+def _grad_norms(part: nn.Module) -> dict:
+    return {name: float(param.grad.abs().sum())
+            for name, param in part.named_parameters()}
+
+
 @pytest.mark.parametrize('neck', sorted(NECKS))
 @pytest.mark.parametrize('family', sorted(TINY_BACKBONES))
 def test_gradients_reach_only_neck_and_head(family, neck):
@@ -33,11 +52,25 @@ def test_gradients_reach_only_neck_and_head(family, neck):
         for name, param in part.named_parameters():
             assert param.requires_grad, name
             assert param.grad is not None, name
-    # The prompts themselves receive a non-zero gradient.
-    prompt_grads = [p.grad.abs().sum() for n, p in
-                    model.neck.named_parameters() if 'prompts' in n or
-                    'token_projector' in n]
-    assert prompt_grads and all(g > 0 for g in prompt_grads)
+    # Scales differ by orders of magnitude between families (layer scale
+    # 1e-5 shrinks every gradient), so the bounds are relative.
+    first = _grad_norms(model.neck)
+    learning = [n for n in first if not ZERO_GRAD_AT_INIT.search(n)]
+    floor = min(first[n] for n in learning)
+    assert floor > 0, first
+    for name, norm in first.items():
+        if name not in learning:
+            assert norm < 1e-4 * floor, (name, norm, floor)
+    # Once the token projectors are no longer zero (as after training),
+    # every prompt parameter, the ones above included, gets a gradient.
+    for name, param in model.neck.named_parameters():
+        if name.endswith('token_projector.weight'):
+            nn.init.normal_(param.data, std=1.0)
+    model.zero_grad()
+    _loss(model, family).backward()
+    trained = _grad_norms(model.neck)
+    for name, norm in trained.items():
+        assert norm > 1e-4 * max(trained.values()), (name, norm)
 
 
 @pytest.mark.parametrize('neck', sorted(NECKS))
