@@ -1,0 +1,134 @@
+"""Errors a user can act on, and how the command-line tools print them.
+
+An *expected user error* (a missing file, a config value that does not fit,
+a checkpoint that does not match the model) is raised as a
+:class:`UserError`. Its message says what is wrong, where (the file, key or
+value) and how to fix it. The tools catch it in :func:`run_tool` and print
+that message as a short block without a traceback; ``--debug`` or the
+environment variable ``VAPT_MM_DEBUG=1`` shows the traceback too. Every
+other exception is a programming error and keeps its traceback.
+
+The subclasses also derive from the matching built-in exception
+(``ValueError``, ``FileNotFoundError``, ...), so code that catches those
+keeps working. Their constructors take one message string, because
+mmengine's registry re-raises build errors as ``type(e)(message)``.
+"""
+import os
+import sys
+import traceback
+from typing import Callable, List, Optional
+
+__all__ = [
+    'UserError', 'ConfigError', 'DataError', 'CheckpointError',
+    'user_message', 'debug_enabled', 'run_tool', 'DEBUG_ENV'
+]
+
+#: Environment variable that makes :func:`run_tool` show tracebacks.
+DEBUG_ENV = 'VAPT_MM_DEBUG'
+
+
+class UserError(Exception):
+    """An error the user can fix; the tools print it without a traceback.
+
+    Example:
+        >>> raise UserError(user_message(
+        ...     'the data root does not exist', where='data/vtab-1k',
+        ...     fix='download VTAB-1k or pass --cfg-options data_root=...'))
+        Traceback (most recent call last):
+        ...
+        vapt_mm.utils.user_errors.UserError: the data root does not exist
+    """
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work (a ``ValueError``)."""
+
+
+class DataError(UserError, ValueError):
+    """A data set file or label that cannot be used (a ``ValueError``)."""
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that is unreadable or does not fit the model."""
+
+
+def user_message(what: str,
+                 where: Optional[str] = None,
+                 fix: Optional[str] = None,
+                 docs: Optional[str] = None) -> str:
+    """Compose the message of a :class:`UserError`.
+
+    Args:
+        what (str): What is wrong, one sentence.
+        where (str, optional): The file, key or value concerned.
+        fix (str, optional): What to do about it.
+        docs (str, optional): The docs page (and section) explaining it.
+
+    Returns:
+        str: ``what`` followed by indented ``where:``, ``fix:`` and ``see:``
+        lines for the parts given.
+
+    Example:
+        >>> print(user_message('no such file', where='a.pth', fix='check'))
+        no such file
+          where: a.pth
+          fix:   check
+    """
+    lines = [what]
+    if where:
+        lines.append(f'  where: {where}')
+    if fix:
+        lines.append(f'  fix:   {fix}')
+    if docs:
+        lines.append(f'  see:   {docs}')
+    return '\n'.join(lines)
+
+
+def debug_enabled(argv: Optional[List[str]] = None) -> bool:
+    """Whether tracebacks of user errors are wanted.
+
+    True when ``--debug`` is among ``argv`` (default ``sys.argv``) or the
+    environment variable ``VAPT_MM_DEBUG`` is set to a non-empty value other
+    than ``0``.
+
+    Args:
+        argv (list[str], optional): Command-line arguments.
+
+    Example:
+        >>> debug_enabled(['train.py', 'cfg.py', '--debug'])
+        True
+    """
+    argv = sys.argv if argv is None else argv
+    env = os.environ.get(DEBUG_ENV, '')
+    return '--debug' in argv or env not in ('', '0')
+
+
+def run_tool(main: Callable[[], object], tool: str) -> int:
+    """Run a tool's ``main`` and turn user errors into a short message.
+
+    Args:
+        main (callable): The tool's main function (no arguments).
+        tool (str): The tool's name for the message, e.g. ``'train.py'``.
+
+    Returns:
+        int: 0 on success, 1 after a :class:`UserError` (printed to stderr
+        as ``<tool>: error: <message>`` plus a hint on ``--debug``). Any
+        other exception propagates with its traceback.
+
+    Example:
+        >>> import sys
+        >>> sys.exit(run_tool(main, 'train.py'))  # doctest: +SKIP
+    """
+    try:
+        main()
+    except UserError as error:
+        if debug_enabled():
+            traceback.print_exc()
+        message = str(error)
+        print(f'\n{tool}: error: {message}', file=sys.stderr)
+        if not debug_enabled():
+            print(
+                f'(a traceback is shown with --debug or {DEBUG_ENV}=1)',
+                file=sys.stderr)
+        return 1
+    return 0
