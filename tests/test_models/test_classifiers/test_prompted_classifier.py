@@ -252,19 +252,26 @@ def test_a_classifier_init_cfg_does_not_clobber_the_prompt_init():
     assert model.neck.static_prompts.prompts.abs().max() <= bound
 
 
+TINY_TIMM_VIT = dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224',
+                     pretrained=False, img_size=32, patch_size=8,
+                     embed_dim=32, depth=2, num_heads=2, reg_tokens=2)
+
+
+def _timm_classifier(**kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    neck = dict(type='VAPTNeck', num_tokens=3, **kwargs.pop('neck', {}))
+    return MODELS.build(
+        dict(type='PromptedClassifier', backbone=TINY_TIMM_VIT, neck=neck,
+             head=dict(type='LinearClsHead', num_classes=4, in_channels=32),
+             **kwargs)).eval()
+
+
 @pytest.mark.parametrize('out_pool', ['cls', 'avg'])
 def test_timm_vit_token_outputs_are_pooled_for_the_head(out_pool):
-    torch.manual_seed(0)
-    backbone = dict(type='TIMMBackbone', model_name='vit_tiny_patch16_224',
-                    pretrained=False, img_size=32, patch_size=8,
-                    embed_dim=32, depth=2, num_heads=2, reg_tokens=2)
-    model = MODELS.build(
-        dict(type='PromptedClassifier', backbone=backbone,
-             neck=dict(type='VAPTNeck', num_tokens=3, out_pool=out_pool),
-             head=dict(type='LinearClsHead', num_classes=4, in_channels=32)))
-    model.eval()
+    unpooled = _timm_classifier()
+    model = _timm_classifier(adapter_cfg=dict(out_pool=out_pool))
     images = torch.rand(2, 3, 32, 32)
-    tokens = model.extract_feat(images, stage='backbone')[-1]
+    tokens = unpooled.extract_feat(images, stage='backbone')[-1]
     assert tokens.shape == (2, 1 + 2 + 16, 32)  # CLS, 2 registers, patches
     pooled = model.extract_feat(images, stage='neck')[-1]
     expected = tokens[:, 0] if out_pool == 'cls' else tokens[:, 3:].mean(1)
@@ -272,10 +279,30 @@ def test_timm_vit_token_outputs_are_pooled_for_the_head(out_pool):
     assert model(images).shape == (2, 4)
 
 
-def test_out_pool_refuses_outputs_that_are_not_token_sequences():
-    cfg = tiny_classifier('vit', 'vpt-deep')
-    cfg['neck'] = dict(cfg['neck'], out_pool='cls')
-    model = MODELS.build(cfg)
-    with pytest.raises(ValueError, match=r'pools token sequences .* shape '
-                       r'\(2, 32\)'):
-        model(torch.rand(2, 3, 32, 32))
+def test_neck_out_pool_still_works_with_a_deprecation_message():
+    new = _timm_classifier(adapter_cfg=dict(out_pool='avg'))
+    with pytest.deprecated_call(match=r"adapter_cfg=dict\(out_pool='avg'\)"):
+        old = _timm_classifier(neck=dict(out_pool='avg'))
+    assert old.state_dict().keys() == new.state_dict().keys()
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.equal(old(images), new(images))
+    with pytest.raises(ValueError, match='disagree'):
+        _timm_classifier(neck=dict(out_pool='avg'),
+                         adapter_cfg=dict(out_pool='cls'))
+
+
+def test_out_pool_refuses_backbones_whose_outputs_are_not_token_sequences():
+    cfg = tiny_classifier('vit', 'vpt-deep', adapter_cfg=dict(out_pool='cls'))
+    with pytest.raises(ValueError, match=r"VisionTransformer adapter takes "
+                       r"no options.*out_pool"):
+        MODELS.build(cfg)
+    distilled = dict(TINY_TIMM_VIT,
+                     model_name='deit_tiny_distilled_patch16_224')
+    distilled.pop('reg_tokens')
+    with pytest.raises(ValueError, match='already returns pooled features'):
+        MODELS.build(
+            dict(type='PromptedClassifier', backbone=distilled,
+                 neck=dict(type='VPTNeck', num_tokens=2),
+                 adapter_cfg=dict(out_pool='cls'),
+                 head=dict(type='LinearClsHead', num_classes=4,
+                           in_channels=32)))

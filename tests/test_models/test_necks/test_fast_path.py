@@ -86,6 +86,11 @@ def test_fast_path_equals_plain_path_at_inference(family, neck):
     torch.testing.assert_close(second, expected, atol=1e-5, rtol=0)
 
 
+def _cached_keys(model):
+    """The key tensor the cache holds for block 1."""
+    return model.prompt_kv_cache._entries[1][1]
+
+
 def test_kv_cache_is_used_and_follows_prompt_updates():
     plain, fast = _pair('vit', 'vpt-deep', 4)
     fast.eval()
@@ -93,20 +98,43 @@ def test_kv_cache_is_used_and_follows_prompt_updates():
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         fast(images)
-        assert sorted(fast.neck._kv_cache) == [0, 1, 2]
-        cached_k = fast.neck._kv_cache[1][1]
+        assert sorted(fast.prompt_kv_cache._entries) == [0, 1, 2]
+        cached_k = _cached_keys(fast)
         fast(images)
-        assert fast.neck._kv_cache[1][1] is cached_k  # reused
-        # An optimizer-style in-place update invalidates the cache.
+        assert _cached_keys(fast) is cached_k  # reused
+        # An in-place update of the prompts (as an optimizer makes, or a
+        # user editing them in eval mode) is seen: the entry is recomputed.
         for model in (plain, fast):
             model.neck.prompts.prompts.add_(0.5)
         torch.testing.assert_close(fast(images), plain(images), atol=1e-5,
                                    rtol=0)
-        assert fast.neck._kv_cache[1][1] is not cached_k
-    # With autograd on, nothing is cached (prompts are being trained).
-    fast.neck._kv_cache.clear()
+        assert _cached_keys(fast) is not cached_k
+        # Loading weights, a device/dtype move and a mode switch clear it.
+        fast.load_state_dict(plain.state_dict())
+        assert len(fast.prompt_kv_cache) == 0
+        fast(images)
+        fast.float()
+        assert len(fast.prompt_kv_cache) == 0
+        fast(images)
+        fast.train()
+        assert len(fast.prompt_kv_cache) == 0
+    # With autograd on, or in training mode, nothing is cached (prompts
+    # are being trained and carry dropout).
+    fast.eval()
     fast(images)
-    assert fast.neck._kv_cache == {}
+    assert len(fast.prompt_kv_cache) == 0
+    fast.train()
+    with torch.no_grad():
+        fast(images)
+    assert len(fast.prompt_kv_cache) == 0
+
+
+def test_kv_cache_is_not_used_while_tracing():
+    _, fast = _pair('vit', 'vpt-deep', 4)
+    fast.eval()
+    with torch.no_grad():
+        torch.jit.trace(fast, torch.rand(2, 3, 32, 32), check_trace=False)
+    assert len(fast.prompt_kv_cache) == 0
 
 
 def test_fast_path_skips_the_plain_block_forward():

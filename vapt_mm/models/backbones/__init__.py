@@ -3,11 +3,12 @@ from .base_adapter import (BackboneAdapter, build_backbone_adapter,
                            supported_backbone_names)
 from .mmpretrain_vit_adapters import (DeiT3Adapter,
                                       DistilledVisionTransformerAdapter,
-                                      VisionTransformerAdapter)
-from .timm_vit_adapter import TIMMVisionTransformerAdapter  # noqa: F401
+                                      MAEViTAdapter, VisionTransformerAdapter)
+from .timm_vit_adapter import TIMMVisionTransformerAdapter
 
 __all__ = [
     'BackboneAdapter', 'build_backbone_adapter', 'register_backbone_adapter',
     'supported_backbone_names', 'VisionTransformerAdapter',
-    'DistilledVisionTransformerAdapter', 'DeiT3Adapter'
+    'DistilledVisionTransformerAdapter', 'DeiT3Adapter', 'MAEViTAdapter',
+    'TIMMVisionTransformerAdapter'
 ]

@@ -1,18 +1,21 @@
 """The contract between a prompt neck and the backbone it prompts.
 
-A prompt neck never needs to know which backbone class it runs in. It asks
-an adapter for four things: how to turn images into the token sequence that
-enters the first block, the blocks themselves, what happens after each
-block (the final norm), and how the backbone formats an output. Each
-supported backbone family has one small adapter class; the registry below
-maps backbone classes to them.
+Neither a prompt neck nor the classifier knows which backbone class it runs
+in. The prompted forward (:mod:`vapt_mm.models.utils.prompted_forward`)
+asks an adapter how to turn images into the token sequence that enters the
+first block, for the blocks themselves, what happens after each block (the
+final norm), how the backbone formats an output, and which parts of a block
+the fast path may use. Each supported backbone family has one small
+adapter class, and each adapter states its family's quirks (weights to
+reload after ``init_weights``, blocks that normalise differently, outputs
+that must be pooled); the registry below maps backbone classes to them.
 """
 from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
 
-from .prompt_kv_block import BlockParts, block_parts
+from ..utils.prompt_kv_attention import BlockParts
 
 _ADAPTERS: Dict[Type[nn.Module], Type['BackboneAdapter']] = {}
 
@@ -48,11 +51,15 @@ def supported_backbone_names() -> Sequence[str]:
     return sorted(t.__name__ for t in _ADAPTERS)
 
 
-def build_backbone_adapter(backbone: nn.Module) -> 'BackboneAdapter':
+def build_backbone_adapter(backbone: nn.Module,
+                           **options) -> 'BackboneAdapter':
     """Return the adapter that lets a prompt neck drive ``backbone``.
 
     Args:
         backbone (nn.Module): A built backbone.
+        **options: Options of the adapter class (e.g. ``out_pool`` of the
+            timm ViT adapter); ``PromptedClassifier(adapter_cfg=...)``
+            passes them.
 
     Returns:
         BackboneAdapter: The adapter bound to ``backbone``.
@@ -75,22 +82,34 @@ def build_backbone_adapter(backbone: nn.Module) -> 'BackboneAdapter':
             'attention does not depend on the token count (relative '
             'position bias, rotary embeddings and windowed attention do). '
             f'Supported backbones: {", ".join(supported_backbone_names())}.')
-    return adapter_cls(backbone)
+    return adapter_cls(backbone, **options)
 
 
 class BackboneAdapter:
     """Where a ViT-like backbone keeps its blocks, prefix tokens and grid.
 
     Subclasses implement :meth:`embed`, :meth:`after_block` and
-    :meth:`format_output` for one backbone family. The adapter holds a
-    reference to the backbone but owns no parameters, so it never appears
-    in a state dict.
+    :meth:`format_output` for one backbone family, and override
+    :meth:`prompt_kv_parts` and :meth:`after_init_weights` where the family
+    has a fast path or a loading quirk. The adapter holds a reference to the
+    backbone but owns no parameters, so it never appears in a state dict.
 
     Args:
         backbone (nn.Module): The backbone to drive.
+
+    Example:
+        >>> from mmpretrain.models import VisionTransformer
+        >>> adapter = build_backbone_adapter(VisionTransformer(arch='b'))
+        >>> adapter.geometry()['patch_grid']
+        (14, 14)
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, **options) -> None:
+        if options:
+            raise ValueError(
+                f'The {type(backbone).__name__} adapter takes no options, '
+                f'got adapter_cfg={options}. (out_pool is for timm ViTs '
+                'through TIMMBackbone, whose outputs are token sequences.)')
         self.backbone = backbone
 
     @property
@@ -136,8 +155,13 @@ class BackboneAdapter:
 
     def prompt_kv_parts(self, block: nn.Module) -> Optional[BlockParts]:
         """The block's parts for the prompt key/value fast path, or None
-        when the block must run the plain way."""
-        return block_parts(block)
+        when the block must run the plain way (the default)."""
+        return None
+
+    def after_init_weights(self) -> None:
+        """Repair what the backbone's own ``init_weights`` does wrong for a
+        frozen, pretrained backbone. Called by ``PromptedClassifier`` right
+        after ``init_weights``; nothing to do by default."""
 
     def geometry(self) -> dict:
         """Keyword arguments a prompt neck needs to build its parameters."""

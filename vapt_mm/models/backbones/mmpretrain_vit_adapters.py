@@ -5,27 +5,32 @@ before the first block and after each block, so that a prompt neck with no
 prompts gives exactly the backbone's own outputs (a test checks this for
 every family and output type).
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.model.weight_init import PretrainedInit
 from mmpretrain.models.backbones import (DeiT3, DistilledVisionTransformer,
                                          VisionTransformer)
+from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
+from mmpretrain.models.backbones.vision_transformer import \
+    TransformerEncoderLayer
 from mmpretrain.models.selfsup.mae import MAEViT
 from mmpretrain.models.selfsup.mocov3 import MoCoV3ViT
 from mmpretrain.models.utils import resize_pos_embed
 
+from ..utils.prompt_kv_attention import BlockParts, vit_block_parts
 from .base_adapter import BackboneAdapter, register_backbone_adapter
 
 
-@register_backbone_adapter(VisionTransformer, MAEViT, MoCoV3ViT)
+@register_backbone_adapter(VisionTransformer, MoCoV3ViT)
 class VisionTransformerAdapter(BackboneAdapter):
     """Adapter for mmpretrain ``VisionTransformer`` and its plain variants.
 
     Covers every ``arch`` (including CLIP-style ``pre_norm=True`` and
-    DINOv2-style layer scale, which live inside the blocks), ``MAEViT``
-    (its unmasked forward is the ViT forward) and ``MoCoV3ViT`` (a ViT with a
-    fixed sin-cos position embedding).
+    DINOv2-style layer scale, which live inside the blocks) and
+    ``MoCoV3ViT`` (a ViT with a fixed sin-cos position embedding). Its
+    ``TransformerEncoderLayer`` blocks take the fast path.
 
     Args:
         backbone (VisionTransformer): The backbone to drive.
@@ -95,6 +100,38 @@ class VisionTransformerAdapter(BackboneAdapter):
     def format_output(self, x: torch.Tensor, hw: tuple):
         return self.backbone._format_output(x, hw)
 
+    def prompt_kv_parts(self, block: nn.Module) -> Optional[BlockParts]:
+        if type(block) is not TransformerEncoderLayer:
+            return None
+        return vit_block_parts(block.attn, block.ln1, block.ln2, block.ffn)
+
+
+@register_backbone_adapter(MAEViT)
+class MAEViTAdapter(VisionTransformerAdapter):
+    """Adapter for ``MAEViT``: its unmasked forward is the ViT forward.
+
+    Quirk: mmpretrain 1.2.0's ``MAEViT.init_weights`` loads the
+    ``Pretrained`` checkpoint and then re-initialises ``cls_token``,
+    ``pos_embed`` and the patch projection for pre-training;
+    :meth:`after_init_weights` loads the pretrained file again.
+
+    Args:
+        backbone (MAEViT): The backbone to drive.
+
+    Example:
+        >>> from mmpretrain.models.selfsup.mae import MAEViT
+        >>> vit = MAEViT(arch='b', img_size=32, patch_size=8)
+        >>> MAEViTAdapter(vit).patch_grid
+        (4, 4)
+    """
+
+    def after_init_weights(self) -> None:
+        init_cfg = getattr(self.backbone, 'init_cfg', None)
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            PretrainedInit(
+                checkpoint=init_cfg['checkpoint'],
+                prefix=init_cfg.get('prefix'))(self.backbone)
+
 
 @register_backbone_adapter(DistilledVisionTransformer)
 class DistilledVisionTransformerAdapter(VisionTransformerAdapter):
@@ -129,7 +166,9 @@ class DistilledVisionTransformerAdapter(VisionTransformerAdapter):
 @register_backbone_adapter(DeiT3)
 class DeiT3Adapter(VisionTransformerAdapter):
     """Adapter for ``DeiT3``: the position embedding covers the patches
-    only, and the CLS token is added after it.
+    only, and the CLS token is added after it. Its blocks normalise the FFN
+    input with ``ln1`` (as ``DeiT3TransformerEncoderLayer.forward`` does in
+    mmpretrain 1.2.0), so the fast path uses ``ln1`` twice.
 
     Args:
         backbone (DeiT3): The backbone to drive.
@@ -150,3 +189,8 @@ class DeiT3Adapter(VisionTransformerAdapter):
             cls_token = backbone.cls_token.expand(x.shape[0], -1, -1)
             x = torch.cat((cls_token, x), dim=1)
         return x, tuple(hw)
+
+    def prompt_kv_parts(self, block: nn.Module) -> Optional[BlockParts]:
+        if type(block) is not DeiT3TransformerEncoderLayer:
+            return None
+        return vit_block_parts(block.attn, block.ln1, block.ln1, block.ffn)

@@ -16,7 +16,7 @@ matched by exact class like every adapter here; any other timm model
 (ResNets, Swin, BEiT/EVA with position terms sized to the token count,
 ``features_only=True`` wrappers) is refused when the model is built.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -74,8 +74,18 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
     ``timm.models.deit.VisionTransformerDistilled`` (``deit_*_distilled_*``),
     built with ``features_only=False``.
 
+    Quirk: ``TIMMBackbone`` switches timm's pooling off, so a timm ViT's
+    output is the whole token sequence ``(B, prefix + N, d)``, which an
+    mmpretrain head cannot read. ``out_pool`` pools it here: ``'cls'`` takes
+    the first token, ``'avg'`` averages the patch tokens (every prefix token
+    skipped). Set it with ``PromptedClassifier(adapter_cfg=dict(
+    out_pool='cls'))``. Distilled DeiTs already return ``(B, d)`` (timm
+    averages the CLS and distillation tokens) and refuse ``out_pool``.
+
     Args:
         backbone (TIMMBackbone): The backbone to drive.
+        out_pool (str, optional): None (default: outputs as
+            ``TIMMBackbone`` gives them), ``'cls'`` or ``'avg'``.
 
     Raises:
         TypeError: If the timm model is not one of the supported classes;
@@ -94,7 +104,9 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
         (torch.Size([1, 19, 192]), (4, 4))
     """
 
-    def __init__(self, backbone: TIMMBackbone) -> None:
+    def __init__(self,
+                 backbone: TIMMBackbone,
+                 out_pool: Optional[str] = None) -> None:
         super().__init__(backbone)
         model = getattr(backbone, 'timm_model', None)
         if type(model) not in SUPPORTED_TIMM_VIT_CLASSES:
@@ -116,6 +128,18 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
                 "'vit_base_patch16_224', 'vit_base_patch14_reg4_dinov2', "
                 "'deit_base_distilled_patch16_224')." + hint)
         self.timm_model = model
+        if out_pool not in (None, 'cls', 'avg'):
+            raise ValueError(
+                "TIMMBackbone adapter: out_pool must be None, 'cls' or "
+                f"'avg', got {out_pool!r}.")
+        if out_pool is not None and isinstance(model,
+                                               VisionTransformerDistilled):
+            raise ValueError(
+                f'out_pool={out_pool!r} pools token sequences (B, T, d), but '
+                f'timm model {_timm_model_name(model)!r} already returns '
+                'pooled features (B, d) (the mean of its CLS and '
+                'distillation tokens). Leave out_pool unset for it.')
+        self.out_pool = out_pool
 
     @property
     def blocks(self) -> Sequence[nn.Module]:
@@ -184,4 +208,9 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
         # forward_features; after reset_classifier(0, '') that is fc_norm
         # (if any) on the unpooled tokens, or the mean of the CLS and
         # distillation tokens for VisionTransformerDistilled.
-        return self.timm_model.forward_head(x)
+        x = self.timm_model.forward_head(x)
+        if self.out_pool == 'cls':
+            return x[:, 0]
+        if self.out_pool == 'avg':
+            return x[:, self.num_prefix_tokens:].mean(dim=1)
+        return x

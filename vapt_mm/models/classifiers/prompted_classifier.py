@@ -5,14 +5,14 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model.weight_init import PretrainedInit
 from mmpretrain.models.classifiers import ImageClassifier
-from mmpretrain.models.selfsup.mae import MAEViT
 from mmpretrain.registry import MODELS
 
 from ...utils.pretrained_check import check_pretrained_checkpoint
 from ..backbones import build_backbone_adapter
-from ..necks import BasePromptNeck, run_backbone
+from ..necks import BasePromptNeck
+from ..utils.prompt_kv_attention import StaticPromptKVCache
+from ..utils.prompted_forward import run_backbone
 
 
 @MODELS.register_module()
@@ -37,6 +37,10 @@ class PromptedClassifier(ImageClassifier):
     into an existing mmpretrain classifier config, set
     ``model.type='PromptedClassifier'`` and add a prompt neck.
 
+    The classifier knows no backbone class by name: the backbone adapter
+    (:func:`~vapt_mm.models.backbones.build_backbone_adapter`) states each
+    family's quirks. ``docs/architecture.md`` shows how the parts fit.
+
     Args:
         backbone (dict | nn.Module): Backbone config or module.
         neck (dict | BasePromptNeck, optional): Prompt neck config (its
@@ -47,6 +51,9 @@ class PromptedClassifier(ImageClassifier):
             over backbone parameter names (without ``backbone.``) that stay
             trainable, e.g. ``['^ln1\\.']`` for the final norm. Each must
             match at least one parameter. Defaults to ().
+        adapter_cfg (dict, optional): Options of the backbone adapter, e.g.
+            ``dict(out_pool='cls')`` to pool the token outputs of a timm
+            ViT for the head. Defaults to None.
         pretrained (str, optional): Checkpoint of the whole classifier, as
             in ``ImageClassifier``.
         train_cfg (dict, optional): Batch augments, as in
@@ -75,6 +82,7 @@ class PromptedClassifier(ImageClassifier):
                  head: Optional[Union[dict, nn.Module]] = None,
                  freeze_backbone: bool = True,
                  frozen_exclude: Sequence[str] = (),
+                 adapter_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -87,10 +95,29 @@ class PromptedClassifier(ImageClassifier):
             train_cfg=train_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        # Not an nn.Module: it only points at the backbone's modules, so it
-        # adds nothing to the state dict.
-        self.backbone_adapter = build_backbone_adapter(self.backbone)
+        # The neck is built first: it carries the deprecated spelling of an
+        # adapter option (out_pool), and needs only the adapter's geometry.
+        adapter_cfg = dict(adapter_cfg or {})
+        self.backbone_adapter = build_backbone_adapter(self.backbone,
+                                                       **adapter_cfg)
         self.neck = self._build_neck(neck)
+        deprecated_pool = getattr(self.neck, 'out_pool', None)
+        if deprecated_pool is not None:
+            if adapter_cfg.get('out_pool', deprecated_pool) != deprecated_pool:
+                raise ValueError(
+                    f'PromptedClassifier: adapter_cfg.out_pool='
+                    f'{adapter_cfg["out_pool"]!r} and the deprecated '
+                    f'neck.out_pool={deprecated_pool!r} disagree; keep only '
+                    'adapter_cfg.out_pool.')
+            adapter_cfg['out_pool'] = deprecated_pool
+            # Not an nn.Module: it only points at the backbone's modules,
+            # so it adds nothing to the state dict.
+            self.backbone_adapter = build_backbone_adapter(
+                self.backbone, **adapter_cfg)
+        #: Keys and values of static prompts at inference; cleared whenever
+        #: the weights may have changed (see StaticPromptKVCache).
+        self.prompt_kv_cache = StaticPromptKVCache()
+        self._register_load_state_dict_pre_hook(self._clear_prompt_kv_cache)
         self.freeze_backbone = freeze_backbone
         self.frozen_exclude = list(frozen_exclude)
         if freeze_backbone:
@@ -178,19 +205,25 @@ class PromptedClassifier(ImageClassifier):
             check_pretrained_checkpoint(self.backbone, init_cfg['checkpoint'],
                                         init_cfg.get('prefix'))
         super().init_weights()
-        if pretrained and type(self.backbone) is MAEViT:
-            # mmpretrain 1.2.0's MAEViT.init_weights loads the checkpoint and
-            # then re-initialises cls_token, pos_embed and the patch
-            # projection for pre-training; load the pretrained file again.
-            PretrainedInit(
-                checkpoint=init_cfg['checkpoint'],
-                prefix=init_cfg.get('prefix'))(self.backbone)
+        self.backbone_adapter.after_init_weights()
+        self.prompt_kv_cache.clear()
+
+    def _clear_prompt_kv_cache(self, *args, **kwargs) -> None:
+        cache = getattr(self, 'prompt_kv_cache', None)
+        if cache is not None:
+            cache.clear()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .cuda(), .half(), ... move or convert the weights.
+        self._clear_prompt_kv_cache()
+        return super()._apply(fn, *args, **kwargs)
 
     def train(self, mode: bool = True) -> 'PromptedClassifier':
         """Set train/eval mode; a frozen backbone always stays in eval."""
         super().train(mode)
         if self.freeze_backbone:
             self.backbone.eval()
+        self._clear_prompt_kv_cache()
         return self
 
     @property
@@ -216,7 +249,8 @@ class PromptedClassifier(ImageClassifier):
                 "'backbone', 'neck' and 'pre_logits'.")
         # Also without a neck the backbone runs through its adapter: that is
         # its plain forward (MAEViT's own forward would mask patches).
-        x = run_backbone(self.backbone_adapter, inputs, self.neck)
+        x = run_backbone(self.backbone_adapter, inputs, self.neck,
+                         self.prompt_kv_cache)
         if stage == 'backbone':
             return x
         if self.with_neck:

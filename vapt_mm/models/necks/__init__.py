@@ -1,10 +1,11 @@
-from .adaptive_prompt_modules import AdaptivePromptGenerator, FeatureProjector
-from .base_prompt_neck import BasePromptNeck, vpt_uniform_bound
-from .prompted_forward import remove_prompts, run_backbone
-from .static_prompts import StaticPrompts
-from .vapt_neck import VAPTNeck
+from ..utils.prompted_forward import remove_prompts, run_backbone
+from .base_prompt_neck import BasePromptNeck
+from .static_prompts import StaticPrompts, vpt_uniform_bound
+from .vapt_neck import AdaptivePromptGenerator, FeatureProjector, VAPTNeck
 from .vpt_neck import VPTNeck
 
+# run_backbone and remove_prompts live in vapt_mm.models.utils; they are
+# re-exported here because vapt_mm.models.necks exported them first.
 __all__ = [
     'BasePromptNeck', 'vpt_uniform_bound', 'run_backbone', 'remove_prompts',
     'StaticPrompts', 'VPTNeck', 'VAPTNeck', 'AdaptivePromptGenerator',

@@ -1,10 +1,24 @@
 """Learnable static prompt tokens, shared by VPT and VAPT's static blocks."""
+import math
 from typing import Tuple
 
 import torch
 import torch.nn as nn
 
-from .base_prompt_neck import vpt_uniform_bound
+
+def vpt_uniform_bound(patch_size: Tuple[int, int], embed_dims: int) -> float:
+    """Half-width v of VPT's uniform prompt init, ``sqrt(6 / (3*ph*pw + d))``.
+
+    Args:
+        patch_size (tuple): (ph, pw) of the patch embedding.
+        embed_dims (int): Token width d.
+
+    Example:
+        >>> vpt_uniform_bound((16, 16), 768)
+        0.0625
+    """
+    ph, pw = patch_size
+    return math.sqrt(6.0 / (3 * ph * pw + embed_dims))
 
 
 class StaticPrompts(nn.Module):

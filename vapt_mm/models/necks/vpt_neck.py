@@ -20,7 +20,8 @@ class VPTNeck(BasePromptNeck):
 
     Prompts are initialised from ``U(-v, v)``, ``v = sqrt(6 / (3*ph*pw + d))``
     and pass through a prompt dropout. Trainable parameters: ``p*d``
-    (shallow) or ``L*p*d`` (deep).
+    (shallow) or ``L*p*d`` (deep). ``docs/method.md`` ("VPT") writes the
+    method as equations.
 
     Args:
         num_tokens (int): Number of prompt tokens p per block.
@@ -59,9 +60,9 @@ class VPTNeck(BasePromptNeck):
 
     def get_prompts(self, index: int, tokens: torch.Tensor, hw: tuple,
                     num_prefix_tokens: int) -> Optional[torch.Tensor]:
-        if index == 0 or self.deep:
-            return self.prompts(index, tokens.shape[0])
-        return None
+        if not self.replaces_prompts(index):
+            return None
+        return self.prompts(index, tokens.shape[0])
 
     def reset_parameters(self) -> None:
         self.prompts.reset_parameters()
