@@ -11,7 +11,7 @@
 #   vapt_mm.utils.demo_data.write_demo_data: train800 = 400, val200 = 200,
 #   test = 500 images, 10 classes. `digits` is not a VTAB-1k task, so the
 #   list files are read with mmpretrain's CustomDataset.
-# * Protocol (VAPT_SPEC.md) on a short schedule: frozen backbone in eval mode,
+# * Protocol (docs/method.md) on a short schedule: frozen backbone in eval mode,
 #   SGD momentum 0.9, lr = base_lr * batch / 256, linear warm-up then cosine,
 #   last epoch reported; train on train800, validate on val200 at the end,
 #   test on test.

@@ -1,5 +1,5 @@
 # VTAB-1k, final protocol: train on train800val200 (1,000 images), evaluate
-# top-1 on test. Preprocessing (VAPT_SPEC.md): resize to exactly 224x224
+# top-1 on test. Preprocessing (docs/method.md): resize to exactly 224x224
 # (aspect ratio not kept), scale to [0, 1], ImageNet mean/std, no augmentation.
 #
 # Switch the task in a child config or on the command line; set all of these
