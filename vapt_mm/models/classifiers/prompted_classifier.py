@@ -10,7 +10,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.selfsup.mae import MAEViT
 from mmpretrain.registry import MODELS
 
-from ...utils.pretrained_check import check_pretrained_checkpoint
+from ..utils import check_pretrained_checkpoint
 from ..backbones import build_backbone_adapter
 from ..necks import BasePromptNeck, run_backbone
 
