@@ -1,8 +1,13 @@
-"""vapt_mm.benchmark.report: medians, ratios to the baseline, the table."""
+"""vapt_mm.benchmark.report: medians, ratios to the baseline, the table,
+the JSON file."""
+import json
+
 import pytest
+from interrupted_writes import (SimulatedWriteError, snapshot,
+                                writes_half_then_fails)
 
 from vapt_mm.benchmark import (build_method_cases, format_markdown_table,
-                               parse_methods, summarize_rows)
+                               parse_methods, summarize_rows, write_json)
 
 
 def test_summary_medians_ratios_and_table():
@@ -35,3 +40,17 @@ def test_summary_medians_ratios_and_table():
     with pytest.raises(ValueError, match=r"Baseline row 'vapt:4' is not "
                        r"among the benchmark rows \['bare', 'linear'\]"):
         summarize_rows(cases, times, memory, baseline='vapt:4')
+
+
+def test_json_result_and_an_interrupted_rewrite(tmp_path, monkeypatch):
+    path = tmp_path / 'bench' / 'result.json'
+    write_json(dict(rows=[dict(label='bare')], table='| a |'), str(path))
+    assert json.loads(path.read_text()) == dict(
+        rows=[dict(label='bare')], table='| a |')
+    assert path.read_text().endswith('}\n')
+    before = snapshot(path.parent)
+
+    monkeypatch.setattr(json, 'dump', writes_half_then_fails(json.dump))
+    with pytest.raises(SimulatedWriteError):
+        write_json(dict(rows=[dict(label='other')] * 50), str(path))
+    assert snapshot(path.parent) == before
