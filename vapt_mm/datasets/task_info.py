@@ -1,4 +1,4 @@
-"""Facts about the VTAB-1k and FGVC benchmarks: tasks, class counts, groups.
+"""Facts about the VTAB-1k and FGVC tasks: names, class counts, groups.
 
 Everything here is plain data, shared by the datasets
 (:class:`~vapt_mm.datasets.VTAB1k`, :class:`~vapt_mm.datasets.FGVC`), the

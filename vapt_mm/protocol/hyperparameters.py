@@ -1,9 +1,9 @@
 """The hyper-parameter protocol of the published VTAB-1k numbers.
 
 Grid search of (base lr, weight decay) on train800 -> val200, then five
-seeds on train800val200 -> test with the best pair (VAPT_SPEC.md,
-"Training protocol"). This module holds the defaults, the learning-rate
-scaling and the choice of the best pair.
+seeds on train800val200 -> test with the best pair (docs/reproduce.md).
+This module holds the defaults, the learning-rate scaling and the choice of
+the best pair.
 
 Example:
     >>> from vapt_mm.protocol.hyperparameters import scaled_lr, select_best

@@ -1,6 +1,6 @@
 """Published VTAB-1k / FGVC numbers of VPT and VAPT, as data.
 
-The numbers are those of ``VAPT_SPEC.md`` ("Reference numbers"): ViT-B/16
+The numbers are those reported in the VPT and VAPT papers: ViT-B/16
 supervised on ImageNet-21k, test top-1 accuracy in percent, mean over the
 five seeds of the protocol. Per-task numbers exist for VPT-deep, VPT-shallow
 and full fine-tuning; group means for full fine-tuning, VPT-deep and VAPT.
