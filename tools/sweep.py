@@ -38,8 +38,8 @@ import shlex
 import sys
 from typing import List, Optional
 
-from vapt_mm.utils.sweep import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
-                                 DEFAULT_WEIGHT_DECAYS, Sweep)
+from vapt_mm.protocol import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
+                              DEFAULT_WEIGHT_DECAYS, Sweep)
 
 TOOLS_DIR = osp.dirname(osp.abspath(__file__))
 

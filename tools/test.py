@@ -3,7 +3,7 @@
 vapt_mm's counterpart of mmpretrain's ``tools/test.py``: same command line
 for ``config``, ``checkpoint``, ``--work-dir``, ``--out``/``--out-item``,
 ``--cfg-options`` and ``--launcher``. ``--launcher`` also works on machines
-without a GPU (gloo on CPU, see ``vapt_mm.utils.dist_cpu``).
+without a GPU (gloo on CPU, see ``vapt_mm.engine.dist_cpu``).
 
 Example:
     Test and dump the predictions (a pickled list of dicts with
@@ -30,7 +30,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from vapt_mm.utils.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
 
 # DumpResults writes pickles; mmengine.dump picks the format by suffix.
 PRED_SUFFIXES = ('.pkl', '.pickle')

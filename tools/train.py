@@ -11,7 +11,7 @@ same command line, plus:
   worker processes (``num_workers > 0``); torch refuses it otherwise.
 * ``--launcher pytorch|slurm|mpi`` also works on machines without a GPU: the
   process group is created with gloo and DDP gets ``device_ids=None``
-  (see ``vapt_mm.utils.dist_cpu``).
+  (see ``vapt_mm.engine.dist_cpu``).
 
 Example:
     Single process::
@@ -33,7 +33,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from vapt_mm.utils.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 

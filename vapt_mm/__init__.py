@@ -4,8 +4,17 @@ Importing the package registers every model, dataset, hook and optimizer
 wrapper in mmpretrain's registries, so a config only needs::
 
     custom_imports = dict(imports=['vapt_mm'], allow_failed_imports=False)
+
+The tool-only subsystems (``vapt_mm.protocol``, ``vapt_mm.benchmark``,
+``vapt_mm.converters``) are not imported here, so ``import vapt_mm`` stays
+light. Modules that moved keep their old import paths, with a
+``DeprecationWarning`` (see :mod:`vapt_mm.utils.moved_modules`).
 """
-from . import datasets, engine, models, utils  # noqa: F401
-from .version import __version__
+from .utils.moved_modules import install_moved_module_finder
+
+install_moved_module_finder()
+
+from . import datasets, engine, models, utils  # noqa: E402,F401
+from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -8,7 +8,7 @@
 #   mmpretrain resizes the 37 x 37 position embedding when it loads.
 # * Data: real handwritten digits (scikit-learn's 8 x 8 digits, upscaled to
 #   56 px RGB PNGs) in the VTAB-1k layout under data/demo/digits, written by
-#   vapt_mm.utils.demo_data.write_demo_data: train800 = 400, val200 = 200,
+#   vapt_mm.datasets.demo_data.write_demo_data: train800 = 400, val200 = 200,
 #   test = 500 images, 10 classes. `digits` is not a VTAB-1k task, so the
 #   list files are read with mmpretrain's CustomDataset.
 # * Protocol (docs/method.md) on a short schedule: frozen backbone in eval mode,

@@ -10,7 +10,7 @@ from test_train_helpers import (TOOLS_DIR, assert_ok, free_port,
                                 read_json_logs, run, write_tiny_config,
                                 write_tiny_pretrained, write_tiny_vtab1k)
 
-from vapt_mm.utils.dist_cpu import is_cpu_only
+from vapt_mm.engine.dist_cpu import is_cpu_only
 
 FAKE_SRUN = '''#!/usr/bin/env bash
 # Record the arguments, drop srun's own options, run the command as task 0

@@ -11,7 +11,7 @@ from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok, free_port,
                                 write_tiny_config, write_tiny_pretrained,
                                 write_tiny_vtab1k)
 
-from vapt_mm.utils.dist_cpu import is_cpu_only
+from vapt_mm.engine.dist_cpu import is_cpu_only
 
 
 def _dist_env() -> dict:

@@ -148,8 +148,7 @@ def test_cli_converts_a_tiny_checkpoint(tmp_path, script, kind):
 
 def test_cli_reports_a_file_of_the_wrong_format(tmp_path, capsys):
     # the error path runs in-process: the scripts only call run_converter_cli
-    from vapt_mm.utils.checkpoint_conversion import (convert_mae_vit,
-                                                     run_converter_cli)
+    from vapt_mm.converters import convert_mae_vit, run_converter_cli
     src = write_source('timm', tmp_path)  # not a MAE file: no 'model' entry
     dst = tmp_path / 'vit.pth'
     code = run_converter_cli('mae', convert_mae_vit, argv=[src, str(dst)])

@@ -12,7 +12,7 @@ from test_sweep import REPO_ROOT, TASKS, finished_sweep, load_tool
 
 from vapt_mm.datasets import (FGVC_DATASETS, VTAB1K_GROUPS,
                               VTAB1K_TASK_GROUP, VTAB1K_TASKS)
-from vapt_mm.utils.published_results import PUBLISHED_SUMMARY
+from vapt_mm.protocol.published_results import PUBLISHED_SUMMARY
 
 TABLE_TOOL = osp.join(REPO_ROOT, 'tools', 'analysis', 'results_table.py')
 FGVC_TASKS = tuple(FGVC_DATASETS)

@@ -6,7 +6,7 @@ import pytest
 from mmengine.config import Config
 from test_train_helpers import CONFIGS_DIR, TOOLS_DIR
 
-from vapt_mm.utils.dist_cpu import is_cpu_only
+from vapt_mm.engine.dist_cpu import is_cpu_only
 
 VPT_DEEP = osp.join(CONFIGS_DIR, 'vpt', 'vit-b16-deep_vtab-eurosat.py')
 

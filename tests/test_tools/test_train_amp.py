@@ -7,7 +7,7 @@ from test_train_helpers import (assert_ok, load_state_dict, read_json_logs,
                                 run_tool, trainable_keys, write_tiny_config,
                                 write_tiny_pretrained, write_tiny_vtab1k)
 
-from vapt_mm.utils.dist_cpu import is_cpu_only
+from vapt_mm.engine.dist_cpu import is_cpu_only
 
 
 @pytest.mark.skipif(not is_cpu_only(), reason='tests the CPU AMP path')

@@ -6,7 +6,7 @@ import pytest
 from mmengine.config import Config
 from test_train_helpers import CONFIGS_DIR, TOOLS_DIR
 
-from vapt_mm.utils.dist_cpu import is_cpu_only
+from vapt_mm.engine.dist_cpu import is_cpu_only
 
 VAPT_EUROSAT = osp.join(CONFIGS_DIR, 'vapt', 'vit-b16_vtab-eurosat.py')
 

@@ -37,9 +37,9 @@ os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 from mmengine.config import DictAction  # noqa: E402
 
-from vapt_mm.utils.benchmark import (BACKBONE_PRESETS,  # noqa: E402
-                                     DEFAULT_METHODS, FAST_PATH_MODES,
-                                     run_benchmark)
+from vapt_mm.benchmark import (BACKBONE_PRESETS,  # noqa: E402
+                               DEFAULT_METHODS, FAST_PATH_MODES,
+                               run_benchmark)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

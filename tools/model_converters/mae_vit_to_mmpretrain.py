@@ -8,8 +8,7 @@ Example:
 """
 import sys
 
-from vapt_mm.utils.checkpoint_conversion import (convert_mae_vit,
-                                                 run_converter_cli)
+from vapt_mm.converters import convert_mae_vit, run_converter_cli
 
 if __name__ == '__main__':
     sys.exit(

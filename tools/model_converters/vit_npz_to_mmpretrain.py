@@ -7,9 +7,8 @@ Example:
 """
 import sys
 
-from vapt_mm.utils.checkpoint_conversion import (convert_google_vit,
-                                                 load_google_vit_npz,
-                                                 run_converter_cli)
+from vapt_mm.converters import (convert_google_vit, load_google_vit_npz,
+                                run_converter_cli)
 
 if __name__ == '__main__':
     sys.exit(

@@ -15,7 +15,7 @@ import json
 import os.path as osp
 from typing import Dict, Iterable, List, NamedTuple, Sequence
 
-from .benchmark_info import DOCS_HINT
+from .task_info import DOCS_HINT
 
 #: How many missing paths an error message names before it only counts.
 MAX_LISTED_PATHS = 5

@@ -10,8 +10,8 @@ from mmpretrain.registry import DATASETS
 from .annotation_files import (check_choice, check_dir, check_file,
                                find_missing_files, missing_files_message,
                                read_fgvc_split_file)
-from .benchmark_info import (DOCS_HINT, FGVC_DATASETS, FGVC_SPLIT_FILES,
-                             FGVC_SPLIT_SOURCES, FGVC_SPLITS)
+from .task_info import (DOCS_HINT, FGVC_DATASETS, FGVC_SPLIT_FILES,
+                        FGVC_SPLIT_SOURCES, FGVC_SPLITS)
 
 
 def fgvc_class_ids(split_maps: Dict[str, Dict[str, int]]) -> List[int]:

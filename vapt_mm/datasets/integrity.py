@@ -22,9 +22,9 @@ from PIL import Image
 from .annotation_files import (MAX_LISTED_PATHS, check_choice,
                                label_range_errors, missing_files_message,
                                parse_vtab1k_list, read_fgvc_split_file)
-from .benchmark_info import (DOCS_HINT, FGVC_DATASETS, FGVC_SPLIT_FILES,
-                             VTAB1K_NUM_CLASSES, VTAB1K_SPLIT_SIZES,
-                             VTAB1K_SPLITS, VTAB1K_TASKS)
+from .task_info import (DOCS_HINT, FGVC_DATASETS, FGVC_SPLIT_FILES,
+                        VTAB1K_NUM_CLASSES, VTAB1K_SPLIT_SIZES, VTAB1K_SPLITS,
+                        VTAB1K_TASKS)
 from .fgvc import fgvc_class_ids
 
 

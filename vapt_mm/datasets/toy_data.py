@@ -15,13 +15,14 @@ Example:
 import json
 import os
 import os.path as osp
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
-from .benchmark_info import (FGVC_DATASETS, FGVC_SPLIT_FILES,
-                             VTAB1K_NUM_CLASSES, VTAB1K_SPLIT_SIZES)
+from .task_info import (FGVC_DATASETS, FGVC_SPLIT_FILES, VTAB1K_NUM_CLASSES,
+                        VTAB1K_SPLIT_SIZES)
+from .vtab1k_writer import VTAB1K_IMAGE_SPLITS, write_vtab1k_task
 
 #: Default number of images per VTAB-1k split: the real train sizes and a
 #: small test split.
@@ -50,6 +51,32 @@ def class_colour(label: int, num_classes: int) -> np.ndarray:
                     dtype=np.float64).clip(0, 255).astype(np.uint8)
 
 
+def toy_image(label: int,
+              num_classes: int,
+              size: int = 16,
+              rng: Optional[np.random.Generator] = None) -> Image.Image:
+    """A toy RGB image of class ``label``: its colour plus a little noise.
+
+    Args:
+        label (int): Class index.
+        num_classes (int): Number of classes.
+        size (int): Height and width. Defaults to 16.
+        rng (np.random.Generator, optional): Noise source; defaults to one
+            seeded with ``label``.
+
+    Returns:
+        PIL.Image.Image: The image.
+
+    Example:
+        >>> toy_image(2, 10).size
+        (16, 16)
+    """
+    rng = np.random.default_rng(label) if rng is None else rng
+    noise = rng.integers(-8, 9, size=(size, size, 3))
+    pixels = np.clip(class_colour(label, num_classes) + noise, 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
 def write_toy_image(path: str,
                     label: int,
                     num_classes: int,
@@ -67,16 +94,8 @@ def write_toy_image(path: str,
     Example:
         >>> write_toy_image('/tmp/a.png', 2, 10)
     """
-    rng = np.random.default_rng(label) if rng is None else rng
-    noise = rng.integers(-8, 9, size=(size, size, 3))
-    pixels = np.clip(class_colour(label, num_classes) + noise, 0, 255)
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    Image.fromarray(pixels.astype(np.uint8)).save(path)
-
-
-def _write_list(path: str, lines: Iterable[str]) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        f.writelines(f'{line}\n' for line in lines)
+    toy_image(label, num_classes, size, rng).save(path)
 
 
 def make_toy_vtab1k(data_root: str,
@@ -113,21 +132,15 @@ def make_toy_vtab1k(data_root: str,
     rng = np.random.default_rng(seed)
     for task in tasks:
         num_classes = VTAB1K_NUM_CLASSES[task]
-        task_dir = osp.join(data_root, task)
-        lines: Dict[str, List[str]] = {}
-        for split in ('train800', 'val200', 'test'):
-            lines[split] = []
-            for i in range(sizes[split]):
-                label = i % num_classes
-                rel = f'images/{split}/{i:05d}.{ext}'
-                write_toy_image(
-                    osp.join(task_dir, rel), label, num_classes, image_size,
-                    rng)
-                lines[split].append(f'{rel} {label}')
-            _write_list(osp.join(task_dir, f'{split}.txt'), lines[split])
-        _write_list(
-            osp.join(task_dir, 'train800val200.txt'),
-            lines['train800'] + lines['val200'])
+        samples = {
+            split: [(f'images/{split}/{i:05d}.{ext}', i % num_classes)
+                    for i in range(sizes[split])]
+            for split in VTAB1K_IMAGE_SPLITS
+        }
+        write_vtab1k_task(
+            osp.join(data_root, task), samples,
+            lambda split, i: toy_image(samples[split][i][1], num_classes,
+                                       image_size, rng))
     return data_root
 
 

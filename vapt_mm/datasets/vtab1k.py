@@ -9,8 +9,8 @@ from mmpretrain.registry import DATASETS
 from .annotation_files import (check_choice, check_dir, check_file,
                                find_missing_files, label_range_errors,
                                missing_files_message, parse_vtab1k_list)
-from .benchmark_info import (DOCS_HINT, VTAB1K_NUM_CLASSES, VTAB1K_SPLITS,
-                             VTAB1K_TASK_GROUP, VTAB1K_TASKS)
+from .task_info import (DOCS_HINT, VTAB1K_NUM_CLASSES, VTAB1K_SPLITS,
+                        VTAB1K_TASK_GROUP, VTAB1K_TASKS)
 
 
 @DATASETS.register_module()

@@ -15,7 +15,7 @@ import vapt_mm  # noqa: F401
 from vapt_mm.models.backbones import (TIMMVisionTransformerAdapter,
                                       build_backbone_adapter)
 from vapt_mm.models.necks import run_backbone
-from vapt_mm.utils.checkpoint_conversion import convert_timm_vit
+from vapt_mm.converters import convert_timm_vit
 
 TINY_TIMM_VIT = dict(
     type='TIMMBackbone',

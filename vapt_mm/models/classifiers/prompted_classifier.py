@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
-from ...utils.pretrained_check import check_pretrained_checkpoint
+from ..utils import check_pretrained_checkpoint
 from ..backbones import build_backbone_adapter
 from ..necks import BasePromptNeck
 from ..utils.prompt_kv_attention import StaticPromptKVCache

@@ -1,5 +1,7 @@
-"""What the prompted forward is made of (as mmpretrain's ``models/utils``):
-the block loop and the prompt key/value attention of the fast path."""
+"""What the model code is made of (as mmpretrain's ``models/utils``): the
+prompted block loop, the prompt key/value attention of the fast path, and
+the check of pretrained backbone files."""
+from .pretrained_check import check_pretrained_checkpoint
 from .prompt_kv_attention import (BlockParts, StaticPromptKVCache,
                                   block_with_prompt_kv, prompt_key_values,
                                   vit_block_parts)
@@ -8,8 +10,8 @@ from .prompted_forward import (BlockStep, fast_step, insert_prompts,
                                run_backbone)
 
 __all__ = [
-    'BlockParts', 'StaticPromptKVCache', 'block_with_prompt_kv',
-    'prompt_key_values', 'vit_block_parts', 'BlockStep', 'fast_step',
-    'insert_prompts', 'plain_step', 'plan_blocks', 'remove_prompts',
-    'run_backbone'
+    'check_pretrained_checkpoint', 'BlockParts', 'StaticPromptKVCache',
+    'block_with_prompt_kv', 'prompt_key_values', 'vit_block_parts',
+    'BlockStep', 'fast_step', 'insert_prompts', 'plain_step', 'plan_blocks',
+    'remove_prompts', 'run_backbone'
 ]
