@@ -91,12 +91,14 @@ def toy_runner(work_dir: str,
                checkpoint: Optional[dict] = None,
                custom_hooks: Optional[list] = None,
                resume: bool = False,
-               load_from: Optional[str] = None) -> Runner:
+               load_from: Optional[str] = None,
+               max_iters: Optional[int] = None) -> Runner:
     """A Runner training :class:`ToyRegressor` with SGD, 4 iterations per
     epoch, a checkpoint per epoch (AtomicCheckpointHook) and FiniteLossHook.
 
     ``amp``: None for a plain OptimWrapper, else the dtype of a
-    :class:`CPUFp16AmpStandIn`.
+    :class:`CPUFp16AmpStandIn`. ``max_iters``: train by iterations instead
+    of epochs.
     """
     model = model if model is not None else ToyRegressor()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -112,7 +114,9 @@ def toy_runner(work_dir: str,
             batch_size=2,
             num_workers=0,
             collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        train_cfg=(dict(by_epoch=True, max_epochs=max_epochs)
+                   if max_iters is None else dict(
+                       by_epoch=False, max_iters=max_iters)),
         optim_wrapper=optim_wrapper,
         default_hooks=dict(
             checkpoint=checkpoint or dict(

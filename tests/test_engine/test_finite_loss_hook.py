@@ -94,6 +94,23 @@ def test_late_divergence_keeps_the_good_checkpoints(tmp_path):
         assert f.read().endswith('epoch_3.pth')
 
 
+def test_iteration_based_training(tmp_path):
+    model = ToyRegressor(nonfinite_at={7})
+    runner = toy_runner(
+        str(tmp_path),
+        model=model,
+        max_iters=10,
+        checkpoint=dict(
+            type='AtomicCheckpointHook', by_epoch=False, interval=2))
+    with pytest.raises(TrainingDivergedError) as info:
+        runner.train()
+    assert 'at iteration 7 of 10, learning rate 0.05' in str(info.value)
+    # the checkpoint of iteration 6 is the last; nothing after it
+    assert _assert_all_finite(str(tmp_path)) == [
+        'iter_2.pth', 'iter_4.pth', 'iter_6.pth'
+    ]
+
+
 class PoisonWeightsAfterEpoch(Hook):
     """Writes NaN into the weights after the loss check of the last
     iteration of epoch ``epoch`` and before the checkpoint is saved."""
