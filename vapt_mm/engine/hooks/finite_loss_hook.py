@@ -149,7 +149,8 @@ class FiniteLossHook(Hook):
             non-finite tensors. Defaults to True.
 
     Example:
-        >>> custom_hooks = [dict(type='FiniteLossHook')]
+        >>> # on in configs/_base_/default_runtime.py as
+        >>> default_hooks = dict(finite_loss=dict(type='FiniteLossHook'))
     """
 
     priority = 'BELOW_NORMAL'
