@@ -3,6 +3,9 @@ rotated only after the new checkpoint is on disk."""
 import contextlib
 import glob
 import os.path as osp
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -97,6 +100,44 @@ def test_save_interrupted_mid_write_leaves_previous_files(
     assert [_epoch_of(tmp_path / f'epoch_{i}.pth') for i in (1, 2)] == [1, 2]
     with open(tmp_path / 'last_checkpoint') as f:
         assert f.read() == str(tmp_path / 'epoch_2.pth')
+
+
+KILLED_MID_WRITE = """
+import contextlib, os, signal, sys
+import vapt_mm.engine.atomic_backend as atomic_backend
+real = atomic_backend.atomic_write
+
+@contextlib.contextmanager
+def killed(path, mode='wb'):
+    with real(path, mode) as f:
+        class HalfThenKill:
+            def write(self, data):
+                f.write(data[:len(data) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+                os.kill(os.getpid(), signal.SIGKILL)
+        yield HalfThenKill()
+
+atomic_backend.atomic_write = killed
+atomic_backend.AtomicLocalBackend().put(b'new' * 100000, sys.argv[1])
+"""
+
+
+def test_kill_mid_write_then_next_run_cleans_up(tmp_path):
+    """A real SIGKILL in the middle of a checkpoint write: the old file is
+    intact, and the next run removes the temporary file the kill left."""
+    target = tmp_path / 'epoch_1.pth'
+    target.write_bytes(b'old')
+    script = tmp_path / 'killed.py'
+    script.write_text(KILLED_MID_WRITE)
+    proc = subprocess.run([sys.executable, str(script), str(target)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert target.read_bytes() == b'old'
+    leftovers = [p for p in _files(tmp_path) if p.startswith('.epoch_1')]
+    assert len(leftovers) == 1
+    toy_runner(str(tmp_path), max_epochs=1).train()
+    assert not (tmp_path / leftovers[0]).exists()
 
 
 def test_stale_temporary_files_are_removed(tmp_path):
