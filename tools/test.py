@@ -21,6 +21,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Optional
 
 import mmengine
@@ -31,6 +32,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.utils.user_errors import run_tool
 
 # DumpResults writes pickles; mmengine.dump picks the format by suffix.
 PRED_SUFFIXES = ('.pkl', '.pickle')
@@ -184,4 +186,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'test.py'))

@@ -26,6 +26,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
@@ -33,7 +34,9 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from vapt_mm.engine.auto_resume import resolve_auto_resume
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.utils.user_errors import run_tool
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -292,6 +295,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # --resume without a path: the newest readable checkpoint
+    resolve_auto_resume(cfg)
     if setup_cpu_distributed(cfg):
         print_log('No GPU found: distributed training runs on CPU with '
                   f"{cfg.env_cfg.dist_cfg.backend}.", logger='current')
@@ -300,4 +305,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'train.py'))

@@ -12,8 +12,15 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     # step the learning-rate schedule
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # save a checkpoint every epoch, keep the 3 newest (and always the last)
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # save a checkpoint every epoch, keep the 3 newest (and always the last);
+    # AtomicCheckpointHook is mmengine's CheckpointHook writing each file
+    # through a temporary file and a rename, and removing the oldest only
+    # after the new one is written
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
+    # stop with an error (epoch, iteration, learning rate) as soon as the
+    # loss or a trained weight is NaN or infinite, before any checkpoint of
+    # that state is written (docs/training.md#diverging-runs)
+    finite_loss=dict(type='FiniteLossHook'),
     # reseed the sampler every epoch in distributed runs
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # draw predictions on validation images (off; --show-dir turns it on)

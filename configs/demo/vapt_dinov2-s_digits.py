@@ -161,7 +161,7 @@ test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     # one checkpoint, at the end (TrainableCheckpointHook keeps it small)
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
+    checkpoint=dict(type='AtomicCheckpointHook', interval=max_epochs,
                     max_keep_ckpts=1))
 
 randomness = dict(seed=0, deterministic=False)
