@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from engine_test_utils import (EMBED_DIMS, NUM_CLASSES, TINY_VIT, make_runner,
                                tiny_model_cfg)
+from mmengine.hooks import Hook
 from mmpretrain.registry import MODELS
 
 from vapt_mm.engine.hooks import TrainableCheckpointHook
@@ -211,3 +212,33 @@ def test_bad_arguments():
         TrainableCheckpointHook(drop_frozen_buffers='yes')
     with pytest.raises(KeyError, match='state_dict'):
         drop_frozen_weights(nn.Linear(2, 2), dict(meta={}))
+
+
+class _CaptureAtBeforeTrain(Hook):
+    """Keeps the model's tensors as they are after load_from."""
+
+    priority = 'VERY_LOW'
+
+    def before_train(self, runner) -> None:
+        self.state = {
+            k: v.clone()
+            for k, v in runner.model.state_dict().items()
+            if isinstance(v, torch.Tensor)
+        }
+
+
+def test_load_from_without_hook_loads_the_trained_part(
+        checkpoints, pretrained_backbone, tmp_path):
+    capture = _CaptureAtBeforeTrain()
+    runner = make_runner(
+        str(tmp_path),
+        model=tiny_model_cfg(pretrained_backbone),
+        load_from=checkpoints['trainable'],
+        custom_hooks=[capture])
+    runner.train()
+    full = torch.load(checkpoints['full'])['state_dict']
+    assert capture.state.keys() == {
+        k for k, v in full.items() if isinstance(v, torch.Tensor)
+    }
+    for key, value in capture.state.items():
+        assert torch.equal(value, full[key]), key

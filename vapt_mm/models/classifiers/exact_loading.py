@@ -23,6 +23,7 @@ inside :func:`checkpoint_source`.
 """
 import contextlib
 import contextvars
+import logging
 from typing import Dict, Iterator, List, Mapping, Optional
 
 import torch
@@ -302,6 +303,7 @@ def _complete_frozen_backbone(module: nn.Module, state_dict: Dict[str,
     missing = [key for key in frozen if full_prefix + key not in state_dict]
     if not missing:
         return  # a full checkpoint brings its own backbone
+    missing_keys = [_BACKBONE + key for key in missing]
     if len(missing) < len(frozen):
         raise CheckpointError(
             user_message(
@@ -309,7 +311,7 @@ def _complete_frozen_backbone(module: nn.Module, state_dict: Dict[str,
                 f'{len(frozen)} frozen backbone tensors of '
                 f'{_describe(module)}: neither a full nor a trainable-only '
                 'checkpoint.',
-                where=_where(f'missing {_preview(missing)}'),
+                where=_where(f'missing {_preview(missing_keys)}'),
                 fix='freeze the same parameters as the training config '
                 '(freeze_backbone, frozen_exclude), or load a complete '
                 'file.',
@@ -329,7 +331,7 @@ def _complete_frozen_backbone(module: nn.Module, state_dict: Dict[str,
                 "dict(type='Pretrained', checkpoint=...): its frozen weights "
                 'would be random.',
                 where=_where(f'{len(missing)} frozen backbone tensors '
-                             f'missing, e.g. {_preview(missing)}'),
+                             f'missing, e.g. {_preview(missing_keys)}'),
                 fix='set model.backbone.init_cfg to the pretrained file the '
                 'run trained from, or set model.allow_other_backbone_weights'
                 '=True if the backbone loads its weights itself.',
@@ -358,7 +360,7 @@ def _complete_frozen_backbone(module: nn.Module, state_dict: Dict[str,
         print_log(
             'allow_other_backbone_weights=True: loading anyway. ' + message,
             logger='current',
-            level='WARNING')
+            level=logging.WARNING)
     backbone_state = module.backbone.state_dict()
     for key in missing:
         state_dict[full_prefix + key] = backbone_state[key]
