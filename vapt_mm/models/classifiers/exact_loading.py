@@ -45,7 +45,7 @@ __all__ = [
 EXTRA_STATE_KEY = '_extra_state'
 #: Version of the record :func:`backbone_record` writes.
 RECORD_VERSION = 1
-DOCS = 'docs/training.md (Trainable-only checkpoints)'
+DOCS = 'docs/training.md (Loading is exact or refused)'
 
 _BACKBONE = 'backbone.'
 _NUM_SHOWN = 8
