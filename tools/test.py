@@ -32,6 +32,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.models.classifiers import checkpoint_source
 from vapt_mm.utils.user_errors import run_tool
 
 # DumpResults writes pickles; mmengine.dump picks the format by suffix.
@@ -179,7 +180,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     if dump_preds:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    # Loading errors (a checkpoint that does not fit) name the file.
+    with checkpoint_source(args.checkpoint):
+        metrics = runner.test()
     if args.out is not None and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
     return metrics

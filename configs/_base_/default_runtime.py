@@ -31,9 +31,10 @@ default_hooks = dict(
 # * ParameterReportHook logs total / trainable parameters per component;
 # * FrozenWeightGuardHook fails the run if a frozen weight changes;
 # * TrainableCheckpointHook writes checkpoints without the frozen backbone
-#   (prompts + head + optimizer state: kB instead of ~330 MB for ViT-B) and
-#   restores the backbone from its Pretrained init_cfg when such a
-#   checkpoint is loaded (resume, tools/test.py), so that file must stay
+#   (prompts + head + optimizer state: kB instead of ~330 MB for ViT-B);
+#   PromptedClassifier restores the backbone from its Pretrained init_cfg
+#   when such a checkpoint is loaded (resume, tools/test.py, with or without
+#   the hook) and checks it is the one trained on, so that file must stay
 #   where the config says. For full checkpoints, set in your config
 #   custom_hooks = [dict(type='ParameterReportHook'),
 #                   dict(type='FrozenWeightGuardHook')]

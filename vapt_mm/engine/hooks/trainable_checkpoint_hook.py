@@ -42,9 +42,11 @@ def drop_frozen_weights(model: nn.Module,
     """Remove the frozen part of ``model`` from ``checkpoint['state_dict']``.
 
     Marks the checkpoint ``meta['trainable_only'] = True`` and records
-    ``meta['dropped_keys']`` (sorted), ``meta['num_dropped_keys']`` and
+    ``meta['dropped_keys']`` (sorted), ``meta['num_dropped_keys']``,
     ``meta['pretrained_checkpoints']`` (module name to the checkpoint its
-    ``init_cfg`` loads, e.g. ``{'backbone': 'checkpoints/vit.pth'}``). Other
+    ``init_cfg`` loads, e.g. ``{'backbone': 'checkpoints/vit.pth'}``) and,
+    for a model that records it in its state dict (``PromptedClassifier``),
+    ``meta['backbone_fingerprint']`` (of the frozen backbone weights). Other
     entries (optimizer, schedulers, message hub) are left as they are.
 
     Args:
@@ -85,7 +87,19 @@ def drop_frozen_weights(model: nn.Module,
         dropped_keys=dropped,
         num_dropped_keys=len(dropped),
         pretrained_checkpoints=pretrained_checkpoints(model))
+    fingerprint = _recorded_backbone_fingerprint(state_dict)
+    if fingerprint is not None:
+        meta['backbone_fingerprint'] = fingerprint
     return dropped
+
+
+def _recorded_backbone_fingerprint(state_dict: dict) -> Optional[str]:
+    # PromptedClassifier stores its backbone record as ``_extra_state``.
+    for key, value in state_dict.items():
+        if (_strip_wrapper_prefix(key) == '_extra_state'
+                and isinstance(value, dict)):
+            return value.get('backbone_fingerprint')
+    return None
 
 
 def complete_trainable_only_checkpoint(model: nn.Module,
@@ -95,7 +109,11 @@ def complete_trainable_only_checkpoint(model: nn.Module,
     """Fill a trainable-only checkpoint's frozen keys from the pretrained
     weights, before it is loaded into ``model``.
 
-    Checks that the keys the checkpoint lacks are exactly the keys its
+    A model that completes and checks state dicts itself
+    (``PromptedClassifier``, see
+    :mod:`vapt_mm.models.classifiers.exact_loading`) is left to do so, with
+    its backbone fingerprint check: the checkpoint is returned untouched.
+    For other models, this function checks that the keys the checkpoint lacks are exactly the keys its
     writer dropped and that all of them are frozen in ``model``; then, if
     ``model.init_weights()`` has not run yet (``Runner.test()`` and
     ``Runner.val()`` never call it), runs it so the frozen part is loaded
@@ -115,7 +133,8 @@ def complete_trainable_only_checkpoint(model: nn.Module,
             weights in their constructor. Defaults to True.
 
     Returns:
-        list[str]: The keys filled in from the model.
+        list[str]: The keys filled in from the model (none for a model that
+        completes state dicts itself).
 
     Raises:
         RuntimeError: If the checkpoint lacks trainable keys, or lacks keys
@@ -129,7 +148,7 @@ def complete_trainable_only_checkpoint(model: nn.Module,
         >>> model.load_state_dict(ckpt['state_dict'])  # doctest: +SKIP
     """
     meta = checkpoint.get('meta') or {}
-    if not meta.get('trainable_only', False):
+    if not meta.get('trainable_only', False) or _completes_itself(model):
         return []
     state_dict = checkpoint.get('state_dict')
     if not isinstance(state_dict, dict):
@@ -202,40 +221,49 @@ def complete_trainable_only_checkpoint(model: nn.Module,
     return missing
 
 
+def _completes_itself(model: nn.Module) -> bool:
+    # Imported here: vapt_mm.engine is imported before vapt_mm.models.
+    from vapt_mm.models.classifiers.exact_loading import has_exact_loading
+    return has_exact_loading(model)
+
+
 @HOOKS.register_module()
 class TrainableCheckpointHook(Hook):
-    """Write checkpoints without the frozen backbone; load them back whole.
+    """Write checkpoints without the frozen backbone.
 
     Use it next to mmengine's ``CheckpointHook`` (which decides when to
     save). Saving (``before_save_checkpoint``): removes every frozen
     parameter (``requires_grad=False``) and, by default, the buffers of
     frozen modules from ``checkpoint['state_dict']`` and records what it
     did in ``checkpoint['meta']`` (``trainable_only``, ``dropped_keys``,
-    ``num_dropped_keys``, ``pretrained_checkpoints``). Optimizer and
-    scheduler states stay in the checkpoint, so it can be resumed from.
-    For ViT-B/16 with VAPT this shrinks a checkpoint from ~330 MB to a few
-    hundred kB.
+    ``num_dropped_keys``, ``pretrained_checkpoints``,
+    ``backbone_fingerprint``). Optimizer and scheduler states stay in the
+    checkpoint, so it can be resumed from. For ViT-B/16 with VAPT this
+    shrinks a checkpoint from ~330 MB to a few hundred kB.
 
-    Loading (``after_load_checkpoint``, which ``Runner.load_checkpoint``
-    calls before copying weights into the model, for ``load_from`` and for
-    ``resume``): a trainable-only checkpoint is checked (the keys it lacks
-    must be exactly the frozen keys its writer dropped) and completed from
-    the model's pretrained init (``model.init_weights()``, which
-    ``Runner.test()`` would otherwise never call). See
-    :func:`complete_trainable_only_checkpoint`.
+    Loading needs no hook for ``PromptedClassifier``: the model completes a
+    trainable-only state dict from its pretrained backbone and checks the
+    backbone fingerprint itself, in every loading path (``tools/test.py``,
+    ``load_from``, ``resume``, mmpretrain's ``get_model`` and inferencers;
+    see :mod:`vapt_mm.models.classifiers.exact_loading`). For other models
+    ``after_load_checkpoint`` (which ``Runner.load_checkpoint`` calls before
+    copying weights into the model) still checks a trainable-only
+    checkpoint (the keys it lacks must be exactly the frozen keys its writer
+    dropped) and completes it from the model's pretrained init
+    (``model.init_weights()``); see
+    :func:`complete_trainable_only_checkpoint`. Such models need the hook
+    in the config that loads the checkpoint too.
 
-    The hook must be in the config that loads the checkpoint too (keep it
-    in the training config's ``custom_hooks``; tools/test.py uses the same
-    config). Frozen modules must not change their buffers while training
-    (a frozen backbone stays in eval mode in ``PromptedClassifier``), or set
+    Frozen modules must not change their buffers while training (a frozen
+    backbone stays in eval mode in ``PromptedClassifier``), or set
     ``drop_frozen_buffers=False``.
 
     Args:
         drop_frozen_buffers (bool): Also drop the persistent buffers of
             frozen modules. Defaults to True.
-        require_pretrained (bool): When loading a trainable-only checkpoint,
-            refuse a model without a ``Pretrained`` init_cfg. Defaults to
-            True.
+        require_pretrained (bool): When loading a trainable-only checkpoint
+            into a model that does not complete it itself, refuse a model
+            without a ``Pretrained`` init_cfg. Defaults to True.
 
     Example:
         >>> default_hooks = dict(
@@ -278,7 +306,8 @@ class TrainableCheckpointHook(Hook):
                 level=logging.WARNING)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Complete a trainable-only checkpoint before it is loaded.
+        """Complete a trainable-only checkpoint before it is loaded, for
+        models that do not complete it themselves.
 
         Args:
             runner (Runner): The runner.

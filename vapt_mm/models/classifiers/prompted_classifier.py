@@ -9,6 +9,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ..utils import check_pretrained_checkpoint
+from . import exact_loading
 from ..backbones import build_backbone_adapter
 from ..necks import BasePromptNeck
 from ..utils.prompt_kv_attention import StaticPromptKVCache
@@ -61,6 +62,13 @@ class PromptedClassifier(ImageClassifier):
         data_preprocessor (dict | nn.Module, optional): As in
             ``ImageClassifier``.
         init_cfg (dict, optional): Initialization config.
+        allow_other_backbone_weights (bool): Load a trainable-only
+            checkpoint even if the backbone weights differ from the ones it
+            was trained on (a warning instead of an error). Loading is
+            otherwise exact or refused in every path (``load_state_dict``,
+            mmengine's ``load_checkpoint``): see
+            :mod:`~vapt_mm.models.classifiers.exact_loading`. Defaults to
+            False.
 
     Example:
         >>> import torch
@@ -86,7 +94,8 @@ class PromptedClassifier(ImageClassifier):
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 allow_other_backbone_weights: bool = False) -> None:
         super().__init__(
             backbone=backbone,
             neck=None,
@@ -127,6 +136,10 @@ class PromptedClassifier(ImageClassifier):
                 'PromptedClassifier: frozen_exclude '
                 f'{self.frozen_exclude} only applies with '
                 'freeze_backbone=True.')
+        # Loading is exact or refused (exact_loading): a trainable-only
+        # state dict is completed from the pretrained backbone.
+        self.allow_other_backbone_weights = bool(allow_other_backbone_weights)
+        exact_loading.install_exact_loading(self)
 
     def _build_neck(
             self, neck: Optional[Union[dict,
@@ -258,3 +271,14 @@ class PromptedClassifier(ImageClassifier):
         if stage == 'neck':
             return x
         return self.head.pre_logits(x)
+
+    # --- the checkpoint's record of the backbone (see exact_loading) ---
+
+    def get_extra_state(self) -> dict:
+        """The record stored as ``_extra_state`` in every state dict: the
+        fingerprint and file of the frozen backbone weights."""
+        return exact_loading.backbone_record(self)
+
+    def set_extra_state(self, state: Optional[dict]) -> None:
+        """Check a loaded record; the loading hooks act on it."""
+        exact_loading.check_backbone_record(state)
