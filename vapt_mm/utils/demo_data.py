@@ -29,6 +29,8 @@ import numpy as np
 from mmengine.logging import print_log
 from PIL import Image
 
+from .user_errors import MissingPackageError
+
 #: Default images per split of the demo (1,797 digits exist in all).
 DEMO_SPLIT_SIZES: Dict[str, int] = dict(train800=400, val200=200, test=500)
 
@@ -58,7 +60,7 @@ def load_digits_arrays() -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise ImportError(
+        raise MissingPackageError(
             'The demo data are the digits that ship with scikit-learn: run '
             '`pip install scikit-learn` (or `pip install -e .[optional]`).'
         ) from err

@@ -162,12 +162,17 @@ def debug_enabled(argv: Optional[List[str]] = None) -> bool:
     return '--debug' in argv or env not in ('', '0')
 
 
-def run_tool(main: Callable[[], object], tool: str) -> int:
+def run_tool(main: Callable[[], object],
+             tool: str,
+             debug: bool = False) -> int:
     """Run a tool's ``main`` and turn user errors into a short message.
 
     Args:
         main (callable): The tool's main function (no arguments).
         tool (str): The tool's name for the message, e.g. ``'train.py'``.
+        debug (bool): Show the traceback of user errors too (as
+            :func:`debug_enabled` does for ``--debug`` in ``sys.argv`` or
+            ``VAPT_MM_DEBUG=1``). Defaults to False.
 
     Returns:
         int: ``main``'s return value when it is an int (a tool's own exit
@@ -179,14 +184,15 @@ def run_tool(main: Callable[[], object], tool: str) -> int:
         >>> import sys
         >>> sys.exit(run_tool(main, 'train.py'))  # doctest: +SKIP
     """
+    debug = debug or debug_enabled()
     try:
         result = main()
     except UserError as error:
-        if debug_enabled():
+        if debug:
             traceback.print_exc()
         message = str(error)
         print(f'\n{tool}: error: {message}', file=sys.stderr)
-        if not debug_enabled():
+        if not debug:
             print(
                 f'(a traceback is shown with --debug or {DEBUG_ENV}=1)',
                 file=sys.stderr)

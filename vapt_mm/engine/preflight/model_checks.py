@@ -296,4 +296,3 @@ def check_pretrained_backbone(backbone: nn.Module,
                 'patch size, img_size) and the right init_cfg prefix',
                 docs=errors_doc('pretrained-mismatch'))) from err
     return checkpoint
-

@@ -18,6 +18,7 @@ from vapt_mm.datasets.benchmark_info import (FGVC_DATASETS, FGVC_NUM_CLASSES,
                                              VTAB1K_GROUPS,
                                              VTAB1K_NUM_CLASSES,
                                              VTAB1K_TASK_GROUP, VTAB1K_TASKS)
+from vapt_mm.utils.user_errors import ConfigError
 
 __all__ = ['BenchmarkSpec', 'BENCHMARKS', 'get_benchmark', 'expand_tasks']
 
@@ -93,7 +94,7 @@ def get_benchmark(dataset_type: str) -> BenchmarkSpec:
         'dataset'
     """
     if dataset_type not in BENCHMARKS:
-        raise ValueError(
+        raise ConfigError(
             f'The sweep supports the dataset types {sorted(BENCHMARKS)}; '
             f'the config has train_dataloader.dataset.type='
             f'{dataset_type!r}.')
@@ -128,7 +129,7 @@ def expand_tasks(spec: BenchmarkSpec, names: Sequence[str]) -> List[str]:
         elif name in spec.tasks:
             wanted.add(name)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f'--tasks: unknown {spec.dataset_type} task {name!r}; '
                 f'expected one of {list(spec.tasks)}, a group '
                 f'({", ".join(spec.groups)}) or "all".')
