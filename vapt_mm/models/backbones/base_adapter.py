@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 import torch
 import torch.nn as nn
 
+from ...utils.user_errors import ConfigTypeError
 from .prompt_kv_block import BlockParts, block_parts
 
 _ADAPTERS: Dict[Type[nn.Module], Type['BackboneAdapter']] = {}
@@ -69,7 +70,7 @@ def build_backbone_adapter(backbone: nn.Module) -> 'BackboneAdapter':
     """
     adapter_cls = _ADAPTERS.get(type(backbone))
     if adapter_cls is None:
-        raise TypeError(
+        raise ConfigTypeError(
             f'Prompt necks cannot attach to backbone '
             f'{type(backbone).__name__!r}: prompts need a plain ViT whose '
             'attention does not depend on the token count (relative '

@@ -11,6 +11,7 @@ from mmpretrain.models.selfsup.mae import MAEViT
 from mmpretrain.registry import MODELS
 
 from ...utils.pretrained_check import check_pretrained_checkpoint
+from ...utils.user_errors import ConfigError, ConfigTypeError
 from ..backbones import build_backbone_adapter
 from ..necks import BasePromptNeck, run_backbone
 
@@ -96,7 +97,7 @@ class PromptedClassifier(ImageClassifier):
         if freeze_backbone:
             self._freeze_backbone()
         elif self.frozen_exclude:
-            raise ValueError(
+            raise ConfigError(
                 'PromptedClassifier: frozen_exclude '
                 f'{self.frozen_exclude} only applies with '
                 'freeze_backbone=True.')
@@ -113,7 +114,7 @@ class PromptedClassifier(ImageClassifier):
         if not (isinstance(neck_type, type)
                 and issubclass(neck_type, BasePromptNeck)):
             name = getattr(neck_type, '__name__', neck_type)
-            raise TypeError(
+            raise ConfigTypeError(
                 'PromptedClassifier needs a prompt neck (VPTNeck, VAPTNeck '
                 f'or another BasePromptNeck), got {name!r}. For a plain '
                 'neck use ImageClassifier.')
@@ -135,7 +136,7 @@ class PromptedClassifier(ImageClassifier):
         if mismatch:
             details = ', '.join(f'{key}={ours} (backbone: {theirs})'
                                 for key, (ours, theirs) in mismatch.items())
-            raise ValueError(
+            raise ConfigError(
                 f'{type(neck).__name__} does not fit backbone '
                 f'{type(self.backbone).__name__}: {details}. Leave these '
                 'arguments out of the neck config; PromptedClassifier fills '
@@ -152,7 +153,7 @@ class PromptedClassifier(ImageClassifier):
             param.requires_grad = bool(hits)
         unmatched = [key for key, names in matched.items() if not names]
         if unmatched:
-            raise ValueError(
+            raise ConfigError(
                 f'PromptedClassifier: frozen_exclude patterns {unmatched} '
                 f'match no parameter of {type(self.backbone).__name__} '
                 "(names look like 'layers.11.ln1.weight', 'ln1.bias').")

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...utils.user_errors import ConfigError
+
 
 class FeatureProjector(nn.Module):
     """VAPT's feature projector ``g(x) = x + W2 · drop(ReLU(W1 · x))``.
@@ -67,7 +69,7 @@ class AdaptivePromptGenerator(nn.Module):
         out_h = height + 2 * padding - kernel_size + 1
         out_w = width + 2 * padding - kernel_size + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'VAPTNeck: kernel_size={kernel_size} with padding='
                 f'{padding} does not fit the {height}x{width} patch grid '
                 f'(the convolution output would be {out_h}x{out_w}).')

@@ -6,6 +6,7 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.utils import to_2tuple
 
+from ...utils.user_errors import ConfigError, ConfigTypeError
 from ..backbones import BackboneAdapter
 from ..backbones.prompt_kv_block import BlockParts, prompt_key_values
 
@@ -90,19 +91,19 @@ class BasePromptNeck(BaseModule):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
         if not isinstance(num_tokens, int) or num_tokens < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'{name}: num_tokens must be a positive integer, got '
                 f'{num_tokens!r}.')
         if fast_path not in (None, True, False):
-            raise ValueError(
+            raise ConfigError(
                 f'{name}: fast_path must be None (auto), True or False, got '
                 f'{fast_path!r}.')
         if out_pool not in (None, 'cls', 'avg'):
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: out_pool must be None, 'cls' or 'avg', got "
                 f'{out_pool!r}.')
         if out_pool == 'avg' and num_prefix_tokens is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}(out_pool='avg') needs num_prefix_tokens (filled in "
                 'by PromptedClassifier).')
         missing = [
@@ -113,7 +114,7 @@ class BasePromptNeck(BaseModule):
                 patch_grid=patch_grid).items() if value is None
         ]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f'{name} needs the backbone geometry {missing}. Build it '
                 'inside a PromptedClassifier (which fills these in from the '
                 'backbone) or pass them explicitly.')
@@ -168,7 +169,7 @@ class BasePromptNeck(BaseModule):
             return None
         parts = adapter.prompt_kv_parts(block)
         if parts is None and self.fast_path:
-            raise TypeError(
+            raise ConfigTypeError(
                 f'{type(self).__name__}(fast_path=True): blocks of type '
                 f'{type(block).__name__} cannot take prompts as keys and '
                 'values only. Use fast_path=None (automatic) or False.')
@@ -246,7 +247,7 @@ class BasePromptNeck(BaseModule):
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:
-            raise ValueError(
+            raise ConfigError(
                 f'{type(self).__name__}(out_pool={self.out_pool!r}) pools '
                 f'token sequences (B, T, d); the backbone gave shape '
                 f'{tuple(x.shape)}. Use out_pool=None for this backbone.')

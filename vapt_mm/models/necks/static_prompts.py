@@ -4,6 +4,7 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
+from ...utils.user_errors import ConfigError
 from .base_prompt_neck import vpt_uniform_bound
 
 
@@ -34,7 +35,7 @@ class StaticPrompts(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f'prompt dropout must be in [0, 1), got {dropout!r}.')
         self.prompts = nn.Parameter(
             torch.empty(num_sets, num_tokens, embed_dims))
