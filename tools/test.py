@@ -3,7 +3,10 @@
 vapt_mm's counterpart of mmpretrain's ``tools/test.py``: same command line
 for ``config``, ``checkpoint``, ``--work-dir``, ``--out``/``--out-item``,
 ``--cfg-options`` and ``--launcher``. ``--launcher`` also works on machines
-without a GPU (gloo on CPU, see ``vapt_mm.engine.dist_cpu``).
+without a GPU (gloo on CPU, see ``vapt_mm.engine.dist_cpu``). Before the
+Runner starts, a preflight checks the test data and the head
+(``vapt_mm.engine.preflight``); errors a user can fix are printed without a
+traceback (``--debug`` or ``VAPT_MM_DEBUG=1`` shows it). See docs/errors.md.
 
 Example:
     Test and dump the predictions (a pickled list of dicts with
@@ -32,8 +35,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.engine.preflight import load_config, preflight_test
 from vapt_mm.models.classifiers import checkpoint_source
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import (ConfigKeyError, MissingFileError,
+                                       errors_doc, run_tool, user_message)
 
 # DumpResults writes pickles; mmengine.dump picks the format by suffix.
 PRED_SUFFIXES = ('.pkl', '.pickle')
@@ -85,6 +90,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out to name the output file')
@@ -125,8 +135,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     is_url = '://' in args.checkpoint
     if not is_url and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint file {args.checkpoint} does not exist.')
+        raise MissingFileError(
+            user_message(
+                f'Checkpoint file {args.checkpoint} does not exist.',
+                fix='pass the .pth file that tools/train.py wrote (in its '
+                'work dir)',
+                docs=errors_doc('checkpoint-missing')))
     cfg.load_from = args.checkpoint
 
     if args.cfg_options is not None:
@@ -134,7 +148,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     loader = cfg.get('test_dataloader', None)
     if loader is None:
-        raise KeyError(f'The config {args.config} has no test_dataloader.')
+        raise ConfigKeyError(
+            f'The config {args.config} has no test_dataloader (see '
+            f'{errors_doc("config-values")}).')
     loader.setdefault('collate_fn', dict(type='default_collate'))
     if args.no_pin_memory or is_cpu_only():
         loader['pin_memory'] = False
@@ -166,8 +182,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         {'accuracy/top1': 96.2}
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    preflight_test(cfg)
     if setup_cpu_distributed(cfg):
         print_log('No GPU found: distributed testing runs on CPU with '
                   f"{cfg.env_cfg.dist_cfg.backend}.", logger='current')

@@ -12,6 +12,10 @@ same command line, plus:
 * ``--launcher pytorch|slurm|mpi`` also works on machines without a GPU: the
   process group is created with gloo and DDP gets ``device_ids=None``
   (see ``vapt_mm.engine.dist_cpu``).
+* Before the Runner starts, a preflight checks the data, the head and the
+  pretrained file (``vapt_mm.engine.preflight``); errors a user can fix
+  are printed as a short message without a traceback (exit code 1; the
+  traceback with ``--debug`` or ``VAPT_MM_DEBUG=1``). See docs/errors.md.
 
 Example:
     Single process::
@@ -36,7 +40,8 @@ from mmengine.runner import Runner
 
 from vapt_mm.engine.auto_resume import resolve_auto_resume
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.engine.preflight import load_config, preflight_train
+from vapt_mm.utils.user_errors import ConfigKeyError, errors_doc, run_tool
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -108,6 +113,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank (older); torchrun sets LOCAL_RANK instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -238,10 +248,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.auto_scale_lr:
         if cfg.get('auto_scale_lr', None) is None:
-            raise KeyError(
+            raise ConfigKeyError(
                 f'--auto-scale-lr needs `auto_scale_lr = dict('
                 f'base_batch_size=...)` in the config {args.config}, which '
-                'has none.')
+                f'has none (see {errors_doc("config-values")}).')
         cfg.auto_scale_lr.enable = True
 
     if args.cfg_options is not None:
@@ -249,8 +259,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.amp:
         if cfg.get('optim_wrapper', None) is None:
-            raise KeyError(f'--amp needs `optim_wrapper` in the config '
-                           f'{args.config}, which has none.')
+            raise ConfigKeyError(
+                f'--amp needs `optim_wrapper` in the config {args.config}, '
+                f'which has none (see {errors_doc("config-values")}).')
         apply_amp(cfg, args.amp_dtype)
 
     # pin_memory only helps host-to-accelerator copies.
@@ -283,7 +294,7 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """Load the config, merge the command line and train.
+    """Load the config, merge the command line, run the preflight, train.
 
     Args:
         argv (list[str], optional): Arguments without the program name.
@@ -293,8 +304,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         ...       '--work-dir', 'work_dirs/try'])  # doctest: +SKIP
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    preflight_train(cfg)
     # --resume without a path: the newest readable checkpoint
     resolve_auto_resume(cfg)
     if setup_cpu_distributed(cfg):

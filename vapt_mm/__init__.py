@@ -8,9 +8,9 @@ wrapper in mmpretrain's registries, so a config only needs::
 The tool-only subsystems (``vapt_mm.protocol``, ``vapt_mm.benchmark``,
 ``vapt_mm.converters``) are not imported here, so ``import vapt_mm`` stays
 light. Modules that moved keep their old import paths, with a
-``DeprecationWarning`` (see :mod:`vapt_mm.utils.moved_modules`).
+``DeprecationWarning`` (see :mod:`vapt_mm.compat.moved_modules`).
 """
-from .utils.moved_modules import install_moved_module_finder
+from .compat.moved_modules import install_moved_module_finder
 
 install_moved_module_finder()
 

@@ -9,6 +9,7 @@ import pytest
 from mmpretrain.registry import DATASETS
 
 from vapt_mm.datasets import FGVC, FGVC_DATASETS, FGVC_NUM_CLASSES
+from vapt_mm.utils.user_errors import DataError
 
 DOCS = r'see docs/datasets\.md'
 
@@ -188,3 +189,12 @@ def test_error_trainval_lists_an_image_twice(fgvc_root):
                r'val.json.*expected disjoint splits')
     with pytest.raises(ValueError, match=pattern):
         FGVC(fgvc_root, 'oxfordflower', 'trainval')
+
+
+def test_error_empty_split_file_names_it(fgvc_root):
+    dump_json(fgvc_root, 'test', {})
+    path = osp.join(flowers_dir(fgvc_root), 'test.json')
+    with pytest.raises(DataError,
+                       match=rf"Annotation file '{re.escape(path)}' lists no "
+                       r'images.*docs/errors\.md#empty-annotation-file'):
+        FGVC(fgvc_root, 'oxfordflower', 'test')

@@ -8,6 +8,7 @@ from mmpretrain.registry import DATASETS
 
 from vapt_mm.datasets import (VTAB1K_GROUPS, VTAB1K_NUM_CLASSES,
                               VTAB1K_TASK_GROUP, VTAB1K_TASKS, VTAB1k)
+from vapt_mm.utils.user_errors import ConfigError, DataError, MissingFileError
 
 DOCS = r'see docs/datasets\.md'
 
@@ -184,3 +185,26 @@ def test_error_label_out_of_range(vtab_root, label):
 def test_error_when_ann_file_is_passed(vtab_root):
     with pytest.raises(TypeError, match="VTAB1k sets 'ann_file' itself"):
         VTAB1k(vtab_root, 'eurosat', 'test', ann_file='x.txt')
+
+
+@pytest.mark.parametrize('content', ['', '\n\n'])
+def test_error_empty_annotation_file_names_it(vtab_root, content):
+    # mmengine would fail later with 'need at least one array to concatenate'
+    ann = osp.join(vtab_root, 'eurosat', 'val200.txt')
+    with open(ann, 'w') as f:
+        f.write(content)
+    with pytest.raises(DataError,
+                       match=rf"Annotation file '{re.escape(ann)}' lists no "
+                       r'images.*docs/errors\.md#empty-annotation-file'):
+        VTAB1k(vtab_root, 'eurosat', 'val200')
+
+
+def test_errors_are_user_errors_with_a_docs_section(vtab_root, tmp_path):
+    with pytest.raises(MissingFileError, match='errors.md#data-root'):
+        VTAB1k(str(tmp_path / 'nowhere'), 'eurosat', 'test')
+    with pytest.raises(ConfigError, match='errors.md#unknown-name'):
+        VTAB1k(vtab_root, 'eurosat', 'val')
+    ann = osp.join(vtab_root, 'eurosat', 'val200.txt')
+    write_lines(ann, ['images/val200/00000.png 10'])
+    with pytest.raises(DataError, match='errors.md#label-range'):
+        VTAB1k(vtab_root, 'eurosat', 'val200')

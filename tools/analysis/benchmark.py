@@ -40,6 +40,7 @@ from mmengine.config import DictAction  # noqa: E402
 from vapt_mm.benchmark import (BACKBONE_PRESETS,  # noqa: E402
                                DEFAULT_METHODS, FAST_PATH_MODES,
                                run_benchmark)
+from vapt_mm.utils.user_errors import run_tool  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -129,6 +130,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config file, as in tools/train.py')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if args.configs and args.methods:
         parser.error('give config files or --methods, not both')
@@ -178,4 +184,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'benchmark.py'))

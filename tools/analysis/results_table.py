@@ -24,6 +24,7 @@ from typing import List, Optional
 from mmengine.logging import print_log
 
 from vapt_mm.protocol.results_table import write_results
+from vapt_mm.utils.user_errors import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -49,6 +50,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='column label per work dir (default: the folder names)')
     parser.add_argument(
         '--no-plot', action='store_true', help='do not write the PNG')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     return parser.parse_args(argv)
 
 
@@ -71,4 +77,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main, 'results_table.py'))

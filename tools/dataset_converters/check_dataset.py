@@ -19,6 +19,7 @@ from typing import List, Optional
 from vapt_mm.datasets.task_info import (FGVC_DATASETS, VTAB1K_SPLITS,
                                         VTAB1K_TASKS)
 from vapt_mm.datasets.integrity import check_fgvc, check_vtab1k
+from vapt_mm.utils.user_errors import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -60,6 +61,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-verify',
         action='store_true',
         help='only check that images exist; skip opening them with PIL')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     return parser.parse_args(argv)
 
 
@@ -94,4 +100,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main, 'check_dataset.py'))

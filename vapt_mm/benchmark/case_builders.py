@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import to_2tuple
 from mmpretrain.registry import MODELS
 
+from ..user_errors import ConfigError
 from .benchmark_case import BenchmarkCase
 from .method_specs import (FAST_PATH_MODES, MethodSpec, backbone_preset,
                            method_model_cfg)
@@ -33,7 +34,7 @@ def _image_size(model: nn.Module, label: str) -> Tuple[int, int]:
     if adapter is not None:
         grid, patch = adapter.patch_grid, adapter.patch_size
         return grid[0] * patch[0], grid[1] * patch[1]
-    raise ValueError(
+    raise ConfigError(
         f'Benchmark row {label!r}: cannot tell the input size of backbone '
         f'{type(backbone).__name__} (it has no img_size attribute).')
 
@@ -131,7 +132,7 @@ def build_method_cases(specs: Sequence[MethodSpec],
     shared = MODELS.build(copy.deepcopy(backbone_cfg))
     embed_dims = getattr(shared, 'embed_dims', None)
     if not isinstance(embed_dims, int):
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark backbone {backbone_cfg.get("type")!r} has no integer '
             'embed_dims attribute to size the linear head with.')
     cases = []
@@ -186,7 +187,7 @@ def load_model_cfg(config: str,
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     if not isinstance(cfg.get('model'), dict):
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark config {config!r} has no `model` dict to build.')
     return copy.deepcopy(cfg.model.to_dict())
 
@@ -239,7 +240,7 @@ def build_config_cases(
         'vit-b16_vtab-eurosat'
     """
     if fast_path_mode is not None and fast_path_mode not in FAST_PATH_MODES:
-        raise ValueError(
+        raise ConfigError(
             f'Unknown fast-path mode {fast_path_mode!r}; expected one of '
             f'{", ".join(FAST_PATH_MODES)}.')
     cases = []

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from ..user_errors import ConfigError
+
 __all__ = [
     'BACKBONE_PRESETS', 'FAST_PATH_MODES', 'MethodSpec', 'parse_method',
     'parse_methods', 'backbone_preset', 'method_model_cfg'
@@ -126,7 +128,7 @@ def parse_method(name: str,
         ['vapt:10:fast', 'vapt:10:plain']
     """
     if fast_path_mode is not None and fast_path_mode not in FAST_PATH_MODES:
-        raise ValueError(
+        raise ConfigError(
             f'Unknown fast-path mode {fast_path_mode!r}; expected one of '
             f'{", ".join(FAST_PATH_MODES)}.')
     match = _PATTERN.match(str(name).strip())
@@ -135,16 +137,16 @@ def parse_method(name: str,
             and match.group('suffix') is None:
         return [MethodSpec(kind)]
     if kind not in _PROMPTED or match.group('tokens') is None:
-        raise ValueError(f'Unknown benchmark method {name!r}: {_EXPECTED}.')
+        raise ConfigError(f'Unknown benchmark method {name!r}: {_EXPECTED}.')
     num_tokens = int(match.group('tokens'))
     if num_tokens < 1:
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark method {name!r}: the number of prompt tokens must '
             'be at least 1.')
     suffix = match.group('suffix')
     if suffix is not None:
         if suffix not in _SUFFIX_TO_FAST_PATH:
-            raise ValueError(
+            raise ConfigError(
                 f'Benchmark method {name!r}: unknown suffix {suffix!r}, '
                 'expected :fast or :plain.')
         return [
@@ -179,7 +181,7 @@ def parse_methods(names: Sequence[str],
     labels = [spec.label for spec in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark methods {duplicates} are given more than once.')
     return specs
 
@@ -198,8 +200,8 @@ def backbone_preset(name: str) -> dict:
         'b'
     """
     if name not in BACKBONE_PRESETS:
-        raise ValueError(f'Unknown benchmark backbone {name!r}; expected one '
-                         f'of {", ".join(BACKBONE_PRESETS)}.')
+        raise ConfigError(f'Unknown benchmark backbone {name!r}; expected one '
+                          f'of {", ".join(BACKBONE_PRESETS)}.')
     return copy.deepcopy(BACKBONE_PRESETS[name])
 
 

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
+from ..user_errors import ConfigError
 from .case_builders import BARE_LABEL, build_bare_case, build_config_cases, \
     build_method_cases
 from .interleaved_timing import measure_cases_memory, time_interleaved
@@ -35,13 +36,13 @@ def _resolve_device(device: str) -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
-        raise ValueError(f'Unknown benchmark device {device!r}.') from error
+        raise ConfigError(f'Unknown benchmark device {device!r}.') from error
     if resolved.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark device {device!r} was requested, but torch sees no '
             'CUDA device; use --device cpu.')
     if resolved.type not in ('cpu', 'cuda'):
-        raise ValueError(
+        raise ConfigError(
             f'Benchmark device {device!r}: only cpu and cuda are supported.')
     return resolved
 
@@ -129,18 +130,18 @@ def run_benchmark(methods: Optional[Sequence[str]] = None,
         >>> print(result['table'])  # doctest: +SKIP
     """
     if methods and configs:
-        raise ValueError(
+        raise ConfigError(
             'Give config files or named methods, not both: the bare '
             "baseline row is built from the named methods' backbone or from "
             "the first config's backbone.")
     if fast_path is not None and fast_path not in FAST_PATH_MODES:
-        raise ValueError(
+        raise ConfigError(
             f'Unknown fast-path mode {fast_path!r}; expected one of '
             f'{", ".join(FAST_PATH_MODES)}.')
     resolved = _resolve_device(device)
     if threads is not None:
         if not isinstance(threads, int) or threads < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'threads must be a positive integer, got {threads!r}.')
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -154,11 +155,11 @@ def run_benchmark(methods: Optional[Sequence[str]] = None,
         cases, first_backbone = build_config_cases(
             configs, cfg_options, fast_path, num_classes, **case_kwargs)
         if first_backbone is None:
-            raise ValueError(
+            raise ConfigError(
                 f'Benchmark config {configs[0]!r} has no model.backbone to '
                 'build the bare baseline row from.')
         if BARE_LABEL in [case.label for case in cases]:
-            raise ValueError(
+            raise ConfigError(
                 f'A config is named {BARE_LABEL!r}, the name of the bare '
                 'backbone row; rename the file.')
         cases.insert(
@@ -178,7 +179,7 @@ def run_benchmark(methods: Optional[Sequence[str]] = None,
         named_backbone = backbone
     labels = [case.label for case in cases]
     if baseline not in labels:
-        raise ValueError(
+        raise ConfigError(
             f'Baseline row {baseline!r} is not among the benchmark rows '
             f'{labels}.')
 

@@ -11,6 +11,8 @@ from typing import Any, Dict, Iterable, Mapping
 import torch
 
 from vapt_mm.utils.atomic_io import atomic_torch_save
+from vapt_mm.utils.user_errors import (CheckpointFormatError, MissingFileError,
+                                       MissingPackageError)
 
 __all__ = [
     'load_torch_checkpoint', 'select_wrapped_state_dict',
@@ -46,33 +48,33 @@ def load_torch_checkpoint(path: str, trust_pickle: bool = False) -> Any:
     """
     path = osp.expanduser(path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file {path!r} does not exist.')
+        raise MissingFileError(f'Checkpoint file {path!r} does not exist.')
     if path.endswith('.safetensors'):
         try:
             from safetensors.torch import load_file
         except ImportError as e:
-            raise ImportError(
+            raise MissingPackageError(
                 f'Reading {path!r} needs the `safetensors` package '
                 '(pip install safetensors).') from e
         try:
             return load_file(path, device='cpu')
         except Exception as e:  # safetensors raises its own error types
-            raise ValueError(
+            raise CheckpointFormatError(
                 f'{path!r} is not a readable .safetensors file: {e}') from e
     try:
         return torch.load(
             path, map_location='cpu', weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
         if trust_pickle:
-            raise ValueError(
+            raise CheckpointFormatError(
                 f'{path!r} is not a readable PyTorch checkpoint: {e}') from e
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{path!r} holds Python objects besides tensors, so it cannot be '
             'read with torch.load(weights_only=True). If you trust the file, '
             'pass trust_pickle=True (--trust-pickle on the command line). '
             f'torch said: {str(e).splitlines()[0]}') from e
     except Exception as e:  # torch raises RuntimeError, KeyError, EOFError...
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{path!r} is not a PyTorch checkpoint ({type(e).__name__}: '
             f'{e}).') from e
 
@@ -100,16 +102,17 @@ def select_wrapped_state_dict(checkpoint: Any, wrapper_key: str,
         {'cls_token': 1}
     """
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{source} must hold a dict, got '
-                         f'{type(checkpoint).__name__}.')
+        raise CheckpointFormatError(f'{source} must hold a dict, got '
+                                    f'{type(checkpoint).__name__}.')
     if wrapper_key not in checkpoint:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source} has no {wrapper_key!r} entry: its top-level keys are '
             f'{_preview(checkpoint.keys())}.')
     state_dict = checkpoint[wrapper_key]
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f'{source}[{wrapper_key!r}] must be a dict of '
-                         f'tensors, got {type(state_dict).__name__}.')
+        raise CheckpointFormatError(
+            f'{source}[{wrapper_key!r}] must be a dict of '
+            f'tensors, got {type(state_dict).__name__}.')
     return dict(state_dict)
 
 
@@ -132,7 +135,7 @@ def require_source_keys(weights: Iterable[str], required: Iterable[str],
     present = set(weights)
     missing = [k for k in required if k not in present]
     if missing:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source} is not a {format_name} checkpoint: missing keys '
             f'{missing}. Keys found: {_preview(sorted(present))}.')
 

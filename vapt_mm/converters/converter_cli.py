@@ -1,11 +1,11 @@
 """The command line shared by ``tools/model_converters/*_to_mmpretrain.py``."""
 import argparse
-import sys
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from mmengine.logging import print_log
 
+from ..user_errors import run_tool
 from .checkpoint_io import load_torch_checkpoint, save_backbone_state_dict
 from .mmpretrain_vit_layout import check_vit_geometry, describe_vit_geometry
 
@@ -21,7 +21,9 @@ def run_converter_cli(description: str,
     """Parse ``src dst [--prefix P]``, convert ``src`` and write ``dst``.
 
     Prints the number of tensors written and the backbone geometry. A
-    missing or malformed source is reported on stderr with exit code 1.
+    missing or malformed source (a
+    :class:`~vapt_mm.utils.user_errors.UserError`) is reported on stderr
+    without a traceback (with one under ``--debug``) and exit code 1.
 
     Args:
         description (str): The ``--help`` text.
@@ -56,19 +58,22 @@ def run_converter_cli(description: str,
             action='store_true',
             help='load src with torch.load(weights_only=False); only for '
             'files from a source you trust')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
 
-    try:
+    def convert_and_save() -> None:
         if load is None:
             source = load_torch_checkpoint(args.src, args.trust_pickle)
         else:
             source = load(args.src)
         state_dict = convert(source, args.src)
         count = save_backbone_state_dict(state_dict, args.dst, args.prefix)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'{parser.prog}: error: {e}', file=sys.stderr)
-        return 1
-    geometry = check_vit_geometry(state_dict, args.src)
-    print_log(f'Wrote {count} tensors to {args.dst} '
-              f'({describe_vit_geometry(geometry)}).')
-    return 0
+        geometry = check_vit_geometry(state_dict, args.src)
+        print_log(f'Wrote {count} tensors to {args.dst} '
+                  f'({describe_vit_geometry(geometry)}).')
+
+    return run_tool(convert_and_save, parser.prog, debug=args.debug)

@@ -15,6 +15,7 @@ from typing import Dict, Mapping
 import numpy as np
 import torch
 
+from ..user_errors import CheckpointFormatError, MissingFileError
 from .checkpoint_io import require_source_keys
 from .mmpretrain_vit_layout import check_vit_geometry, mmpretrain_vit_keys
 
@@ -73,14 +74,14 @@ def load_google_vit_npz(path: str) -> Dict[str, np.ndarray]:
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError as e:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'Google ViT checkpoint {path!r} does not exist.') from e
     except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f'{path!r} is not a {FORMAT_NAME} archive '
-                         f'(numpy could not read it: {e}).') from e
+        raise CheckpointFormatError(f'{path!r} is not a {FORMAT_NAME} archive '
+                                    f'(numpy could not read it: {e}).') from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f'{path!r} is a single .npy array, not a '
-                         f'{FORMAT_NAME} archive of named arrays.')
+        raise CheckpointFormatError(f'{path!r} is a single .npy array, not a '
+                                    f'{FORMAT_NAME} archive of named arrays.')
     with archive:
         return {name: archive[name] for name in archive.files}
 
@@ -93,8 +94,9 @@ def _check_ndim(weights: Mapping[str, np.ndarray], key: str, ndim: int,
                 source: str, layout: str) -> np.ndarray:
     array = np.asarray(weights[key])
     if array.ndim != ndim:
-        raise ValueError(f'{source}: {key!r} has shape {array.shape}, '
-                         f'expected {ndim} dims {layout}.')
+        raise CheckpointFormatError(
+            f'{source}: {key!r} has shape {array.shape}, '
+            f'expected {ndim} dims {layout}.')
     return array
 
 
@@ -132,7 +134,7 @@ def convert_google_vit(weights: Mapping[str, np.ndarray],
         required += _block_keys(i).values()
     require_source_keys(weights, required, source, FORMAT_NAME)
     if block_ids != list(range(len(block_ids))):
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source}: encoder block indices must run 0..'
             f'{len(block_ids) - 1} without gaps, got {block_ids}.')
 

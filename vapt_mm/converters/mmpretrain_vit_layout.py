@@ -8,6 +8,8 @@ from typing import Dict, List, Mapping
 
 import torch
 
+from ..user_errors import CheckpointFormatError
+
 __all__ = [
     'LAYER_PARAM_NAMES', 'mmpretrain_vit_keys', 'check_vit_geometry',
     'describe_vit_geometry'
@@ -79,17 +81,19 @@ def check_vit_geometry(state_dict: Mapping[str, torch.Tensor],
     })
     num_layers = len(layer_ids)
     if layer_ids != list(range(num_layers)):
-        raise ValueError(f'{source}: transformer layer indices must run '
-                         f'0..{num_layers - 1} without gaps, got {layer_ids}.')
+        raise CheckpointFormatError(
+            f'{source}: transformer layer indices must run '
+            f'0..{num_layers - 1} without gaps, got {layer_ids}.')
     missing = [
         k for k in mmpretrain_vit_keys(num_layers) if k not in state_dict
     ]
     if missing:
-        raise ValueError(f'{source}: converted weights lack {missing}.')
+        raise CheckpointFormatError(
+            f'{source}: converted weights lack {missing}.')
 
     proj = state_dict['patch_embed.projection.weight']
     if proj.ndim != 4 or proj.shape[2] != proj.shape[3]:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source}: patch_embed.projection.weight has shape '
             f'{tuple(proj.shape)}, expected (embed_dims, in_channels, p, p).')
     dims, in_channels, patch_size = proj.shape[0], proj.shape[1], proj.shape[2]
@@ -127,12 +131,13 @@ def check_vit_geometry(state_dict: Mapping[str, torch.Tensor],
         if tuple(state_dict[k].shape) != shape
     ]
     if wrong:
-        raise ValueError(f'{source}: inconsistent ViT shapes (embed_dims '
-                         f'{dims} from the patch embedding): ' +
-                         '; '.join(wrong))
+        raise CheckpointFormatError(
+            f'{source}: inconsistent ViT shapes (embed_dims '
+            f'{dims} from the patch embedding): ' +
+            '; '.join(wrong))
     grid = math.isqrt(max(pos_tokens - 1, 0))
     if grid * grid != pos_tokens - 1:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source}: pos_embed has {pos_tokens} tokens, expected 1 CLS '
             'token plus a square grid of patch tokens.')
     return dict(

@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
+from ..user_errors import CheckpointFormatError, ConfigError
 from .checkpoint_io import select_wrapped_state_dict
 from .timm_vit_keys import convert_timm_vit_names
 
@@ -50,7 +51,7 @@ def convert_mocov3_vit(checkpoint: Mapping[str, Any],
         torch.Size([768])
     """
     if encoder not in ENCODERS:
-        raise ValueError(
+        raise ConfigError(
             f'encoder must be one of {ENCODERS}, got {encoder!r}.')
     state_dict = select_wrapped_state_dict(checkpoint, 'state_dict', source)
     prefix = f'module.{encoder}.'
@@ -60,7 +61,7 @@ def convert_mocov3_vit(checkpoint: Mapping[str, Any],
     }
     if not encoder_weights:
         top = sorted({'.'.join(k.split('.')[:2]) for k in state_dict})
-        raise ValueError(
+        raise CheckpointFormatError(
             f"{source} is not a {FORMAT_NAME} checkpoint: no key in "
             f"'state_dict' starts with {prefix!r} (key groups found: {top}). "
             'A MoCo v3 linear-probe release (module.<timm name>) converts '

@@ -8,6 +8,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
+from ..user_errors import CheckpointFormatError
 from .checkpoint_io import select_wrapped_state_dict
 from .timm_vit_keys import convert_timm_vit_names
 
@@ -43,8 +44,8 @@ def convert_timm_vit(checkpoint: Mapping[str, Any],
         torch.Size([768, 3, 16, 16])
     """
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{source} must hold a dict, got '
-                         f'{type(checkpoint).__name__}.')
+        raise CheckpointFormatError(f'{source} must hold a dict, got '
+                                    f'{type(checkpoint).__name__}.')
     state_dict: Mapping[str, Any] = checkpoint
     if 'cls_token' not in checkpoint and 'module.cls_token' not in checkpoint:
         for wrapper in ('state_dict', 'model'):

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, Mapping, Tuple
 
 import torch
 
+from ..user_errors import CheckpointFormatError
 from .checkpoint_io import require_source_keys
 from .mmpretrain_vit_layout import check_vit_geometry, mmpretrain_vit_keys
 
@@ -121,7 +122,7 @@ def convert_timm_vit_names(
         index, part, kind = match.groups()
         converted[f'layers.{index}.{_IN_BLOCK[part]}.{kind}'] = value
     if unsupported:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'{source}: keys {unsupported} have no counterpart in a plain '
             "mmpretrain VisionTransformer (out_type='cls_token'); only "
             'ViTs with a CLS token, a final norm and no layer scale, '

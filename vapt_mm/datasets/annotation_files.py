@@ -1,9 +1,13 @@
 """Read and validate the annotation files of VTAB-1k and FGVC.
 
-The datasets raise the first problem these helpers find; the integrity
-checker collects all of them. Every message names the file (and line, key
-or value) at fault, says what was expected and ends with
-``see docs/datasets.md``.
+The datasets (and the preflight of ``tools/train.py``) raise the first
+problem these helpers find; the integrity checker collects all of them.
+Every message names the file (and line, key or value) at fault, says what
+was expected and ends with ``see docs/datasets.md`` and the section of
+``docs/errors.md`` that explains the error. The errors are
+:class:`~vapt_mm.utils.user_errors.UserError` subclasses (also
+``ValueError`` / ``FileNotFoundError``), so the tools print them without a
+traceback.
 
 Example:
     >>> from vapt_mm.datasets.annotation_files import parse_vtab1k_list
@@ -15,7 +19,8 @@ import json
 import os.path as osp
 from typing import Dict, Iterable, List, NamedTuple, Sequence
 
-from .task_info import DOCS_HINT
+from ..utils.user_errors import ConfigError, DataError, MissingFileError
+from .task_info import docs_hint
 
 #: How many missing paths an error message names before it only counts.
 MAX_LISTED_PATHS = 5
@@ -44,16 +49,17 @@ def check_choice(kind: str, value: str, valid: Sequence[str]) -> None:
         valid (Sequence[str]): The accepted values.
 
     Raises:
-        ValueError: Naming the value and listing the valid ones.
+        ConfigError: Naming the value and listing the valid ones (a
+            ``ValueError``).
 
     Example:
         >>> check_choice('VTAB-1k split', 'train', ('train800', 'test'))
         Traceback (most recent call last):
-        ValueError: Unknown VTAB-1k split 'train'; expected one of: ...
+        ConfigError: Unknown VTAB-1k split 'train'; expected one of: ...
     """
     if value not in valid:
-        raise ValueError(f'Unknown {kind} {value!r}; expected one of: '
-                         f'{", ".join(valid)} ({DOCS_HINT}).')
+        raise ConfigError(f'Unknown {kind} {value!r}; expected one of: '
+                          f'{", ".join(valid)} ({docs_hint("unknown-name")}).')
 
 
 def check_dir(path: str, what: str, expected: str) -> None:
@@ -65,16 +71,18 @@ def check_dir(path: str, what: str, expected: str) -> None:
         expected (str): What it should hold.
 
     Raises:
-        FileNotFoundError: Naming the path and what was expected there.
+        MissingFileError: Naming the path and what was expected there (a
+            ``FileNotFoundError``).
 
     Example:
         >>> check_dir('data/vtab-1k', 'VTAB-1k data root',
         ...           'the 19 task folders')
     """
     if not osp.isdir(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'{what} {path!r} does not exist or is not a directory; '
-            f'expected a folder holding {expected} ({DOCS_HINT}).')
+            f'expected a folder holding {expected} '
+            f'({docs_hint("data-root")}).')
 
 
 def check_file(path: str, what: str, expected: str) -> None:
@@ -86,32 +94,64 @@ def check_file(path: str, what: str, expected: str) -> None:
         expected (str): What the file should contain.
 
     Raises:
-        FileNotFoundError: Naming the path and what was expected.
+        MissingFileError: Naming the path and what was expected (a
+            ``FileNotFoundError``).
 
     Example:
         >>> check_file('data/vtab-1k/dtd/test.txt', 'annotation file',
         ...            "'<path> <label>' lines")
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} {path!r} is missing; expected a '
-                                f'file with {expected} ({DOCS_HINT}).')
+        raise MissingFileError(
+            f'{what} {path!r} is missing; expected a file with {expected} '
+            f'({docs_hint("annotation-files")}).')
 
 
-def parse_vtab1k_list(ann_file: str) -> List[ListEntry]:
+def check_not_empty(count: int, source: str, expected: str) -> None:
+    """Raise if an annotation file lists nothing.
+
+    An empty list would only fail later, deep inside mmengine
+    (``need at least one array to concatenate``).
+
+    Args:
+        count (int): How many samples ``source`` lists.
+        source (str): The annotation / split file(s).
+        expected (str): What the file should contain.
+
+    Raises:
+        DataError: Naming the file (a ``ValueError``).
+
+    Example:
+        >>> check_not_empty(0, 'data/vtab-1k/dtd/test.txt',
+        ...                 "'<path> <label>' lines")
+        Traceback (most recent call last):
+        DataError: Annotation file 'data/vtab-1k/dtd/test.txt' lists no ...
+    """
+    if count == 0:
+        raise DataError(
+            f'Annotation file {source!r} lists no images; expected '
+            f'{expected} ({docs_hint("empty-annotation-file")}).')
+
+
+def parse_vtab1k_list(ann_file: str,
+                      skip_blank_lines: bool = True) -> List[ListEntry]:
     """Parse a VTAB-1k list file of ``relative/path.ext label`` lines.
 
     The label is the text after the last run of whitespace, so paths may
-    contain spaces. Blank lines are skipped.
+    contain spaces. mmpretrain's ``CustomDataset`` reads the same format.
 
     Args:
         ann_file (str): Path of the list file.
+        skip_blank_lines (bool): Skip blank lines (VTAB1k does); False
+            refuses them (``CustomDataset`` cannot read them). Defaults to
+            True.
 
     Returns:
         list[ListEntry]: One entry per non-blank line, in file order.
 
     Raises:
-        ValueError: For the first line that does not parse, naming the file,
-            the line number and the line.
+        DataError: For the first line that does not parse, naming the file,
+            the line number and the line (a ``ValueError``).
 
     Example:
         >>> parse_vtab1k_list('data/vtab-1k/eurosat/val200.txt')[:1]
@@ -122,7 +162,12 @@ def parse_vtab1k_list(ann_file: str) -> List[ListEntry]:
         for line_no, raw in enumerate(f, start=1):
             text = raw.strip()
             if not text:
-                continue
+                if skip_blank_lines:
+                    continue
+                raise DataError(
+                    f'{ann_file}, line {line_no}: blank line; expected '
+                    "'<relative/path.ext> <integer label>' on every line "
+                    f'({docs_hint("annotation-files")}).')
             parts = text.rsplit(maxsplit=1)
             label = None
             if len(parts) == 2:
@@ -131,10 +176,10 @@ def parse_vtab1k_list(ann_file: str) -> List[ListEntry]:
                 except ValueError:
                     label = None
             if label is None:
-                raise ValueError(
+                raise DataError(
                     f'{ann_file}, line {line_no}: cannot parse {text!r}; '
                     "expected '<relative/path.ext> <integer label>' "
-                    f'({DOCS_HINT}).')
+                    f'({docs_hint("annotation-files")}).')
             entries.append(ListEntry(parts[0], label, line_no))
     return entries
 
@@ -156,11 +201,12 @@ def label_range_errors(entries: Iterable[ListEntry], num_classes: int,
         ...                             'x.txt')
         >>> print(errors[0])
         x.txt, line 3: label 12 is outside [0, 10) (num_classes=10; see
-        docs/datasets.md)
+        docs/datasets.md and docs/errors.md#label-range)
     """
     return [
         f'{ann_file}, line {e.line}: label {e.label} is outside '
-        f'[0, {num_classes}) (num_classes={num_classes}; {DOCS_HINT})'
+        f'[0, {num_classes}) (num_classes={num_classes}; '
+        f'{docs_hint("label-range")})'
         for e in entries if not 0 <= e.label < num_classes
     ]
 
@@ -199,14 +245,15 @@ def missing_files_message(missing: Sequence[str], total: int, source: str,
     Example:
         >>> print(missing_files_message(['r/a.jpg'], 10, 'r/test.txt', 'r'))
         1 of 10 images listed in 'r/test.txt' are missing: 'r/a.jpg'; expected
-        the paths in the file to be relative to 'r' (see docs/datasets.md).
+        the paths in the file to be relative to 'r' (see docs/datasets.md and
+        docs/errors.md#missing-images).
     """
     shown = ', '.join(repr(p) for p in missing[:MAX_LISTED_PATHS])
     more = (f' and {len(missing) - MAX_LISTED_PATHS} more'
             if len(missing) > MAX_LISTED_PATHS else '')
     return (f'{len(missing)} of {total} images listed in {source!r} are '
             f'missing: {shown}{more}; expected the paths in the file to be '
-            f'relative to {image_root!r} ({DOCS_HINT}).')
+            f'relative to {image_root!r} ({docs_hint("missing-images")}).')
 
 
 def read_fgvc_split_file(path: str) -> Dict[str, int]:
@@ -222,8 +269,9 @@ def read_fgvc_split_file(path: str) -> Dict[str, int]:
         dict[str, int]: Image path to original class id, in file order.
 
     Raises:
-        ValueError: If the file is not valid JSON (naming the line), not an
-            object, or a value is not an integer (naming the key).
+        DataError: If the file is not valid JSON (naming the line), not an
+            object, or a value is not an integer (naming the key); a
+            ``ValueError``.
 
     Example:
         >>> read_fgvc_split_file('data/fgvc/CUB_200_2011/val.json')
@@ -231,19 +279,20 @@ def read_fgvc_split_file(path: str) -> Dict[str, int]:
     """
     expected = ('a JSON object mapping "relative/image/path.jpg" to an '
                 'integer class id')
+    hint = docs_hint('annotation-files')
     with open(path, encoding='utf-8') as f:
         try:
             data = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(
+            raise DataError(
                 f'{path}, line {err.lineno}: cannot parse JSON ({err.msg}); '
-                f'expected {expected} ({DOCS_HINT}).') from None
+                f'expected {expected} ({hint}).') from None
     if not isinstance(data, dict):
-        raise ValueError(f'{path}: found a JSON {type(data).__name__}; '
-                         f'expected {expected} ({DOCS_HINT}).')
+        raise DataError(f'{path}: found a JSON {type(data).__name__}; '
+                        f'expected {expected} ({hint}).')
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(
+            raise DataError(
                 f'{path}: class id of {key!r} is {value!r}; expected '
-                f'{expected} ({DOCS_HINT}).')
+                f'{expected} ({hint}).')
     return data

@@ -30,6 +30,7 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from ..utils.atomic_io import atomic_write
+from ..utils.user_errors import MissingPackageError
 from .vtab1k_writer import vtab1k_list_lines, write_vtab1k_task
 
 #: Default images per split of the demo (1,797 digits exist in all).
@@ -61,7 +62,7 @@ def load_digits_arrays() -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise ImportError(
+        raise MissingPackageError(
             'The demo data are the digits that ship with scikit-learn: run '
             '`pip install scikit-learn` (or `pip install -e .[optional]`).'
         ) from err

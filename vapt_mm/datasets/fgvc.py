@@ -7,11 +7,16 @@ from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from ..utils.user_errors import (ConfigError, ConfigTypeError, DataError,
+                                 MissingFileError)
 from .annotation_files import (check_choice, check_dir, check_file,
-                               find_missing_files, missing_files_message,
-                               read_fgvc_split_file)
-from .task_info import (DOCS_HINT, FGVC_DATASETS, FGVC_SPLIT_FILES,
-                        FGVC_SPLIT_SOURCES, FGVC_SPLITS)
+                               check_not_empty, find_missing_files,
+                               missing_files_message, read_fgvc_split_file)
+from .task_info import (FGVC_DATASETS, FGVC_SPLIT_FILES, FGVC_SPLIT_SOURCES,
+                        FGVC_SPLITS, docs_hint)
+
+#: What an FGVC split file holds, for the error messages.
+_SPLIT_CONTENT = 'a JSON object mapping image path to class id'
 
 
 def fgvc_class_ids(split_maps: Dict[str, Dict[str, int]]) -> List[int]:
@@ -35,6 +40,112 @@ def fgvc_class_ids(split_maps: Dict[str, Dict[str, int]]) -> List[int]:
     """
     return sorted({i for content in split_maps.values() for i in
                    content.values()})
+
+
+def fgvc_dataset_path(data_root: str,
+                      dataset: str,
+                      dataset_dir: Optional[str] = None) -> str:
+    """Check the data set name and its folders; return the data set folder.
+
+    Args:
+        data_root (str): Folder holding the data set folders.
+        dataset (str): FGVC data set name (``'cub'``, ...).
+        dataset_dir (str, optional): Folder of the data set under
+            ``data_root`` if not the default one.
+
+    Returns:
+        str: ``<data_root>/<dataset folder>``.
+
+    Raises:
+        ConfigError: If ``dataset`` is not an FGVC data set.
+        MissingFileError: If a folder is missing.
+
+    Example:
+        >>> fgvc_dataset_path('data/fgvc', 'cub')
+        'data/fgvc/CUB_200_2011'
+    """
+    check_choice('FGVC dataset', dataset, tuple(FGVC_DATASETS))
+    spec = FGVC_DATASETS[dataset]
+    check_dir(
+        data_root, 'FGVC data root', 'the data set folders (' + ', '.join(
+            f'{s.folder} for {n!r}' for n, s in FGVC_DATASETS.items()) + ')')
+    path = osp.join(data_root,
+                    spec.folder if dataset_dir is None else dataset_dir)
+    check_dir(path, f'FGVC folder of {dataset!r} ({spec.full_name})',
+              'train.json, val.json, test.json and the images')
+    return path
+
+
+def read_fgvc_split(dataset_path: str, dataset: str,
+                    split: str) -> Tuple[List[Tuple[str, int]], List[int]]:
+    """Read the split file(s) of one split and map class ids to labels.
+
+    Checks that the needed split files exist and parse, that the split files
+    together hold the data set's class count, that ``trainval`` lists no
+    image twice and that the split lists at least one image. Images are not
+    touched.
+
+    Args:
+        dataset_path (str): The data set folder (train.json, ...).
+        dataset (str): FGVC data set name.
+        split (str): ``'train'``, ``'val'``, ``'trainval'`` or ``'test'``.
+
+    Returns:
+        tuple: ``(entries, class_ids)``: ``(image path relative to the image
+        folder, contiguous label)`` per image, and the original class id of
+        each label.
+
+    Raises:
+        ConfigError: If ``split`` is unknown.
+        MissingFileError: If a needed split file is missing.
+        DataError: If a split file does not parse, the class count is
+            wrong, an image is listed twice or the split is empty.
+
+    Example:
+        >>> entries, ids = read_fgvc_split('data/fgvc/CUB_200_2011', 'cub',
+        ...                                'val')
+        >>> len(ids)
+        200
+    """
+    check_choice('FGVC split', split, FGVC_SPLITS)
+    spec = FGVC_DATASETS[dataset]
+    needed = [
+        osp.join(dataset_path, f'{name}.json')
+        for name in FGVC_SPLIT_SOURCES[split]
+    ]
+    for path in needed:
+        check_file(
+            path, f'FGVC split file for split {split!r} of {dataset!r}',
+            _SPLIT_CONTENT)
+    split_maps = {}
+    for name in FGVC_SPLIT_FILES:
+        path = osp.join(dataset_path, f'{name}.json')
+        if osp.isfile(path):
+            split_maps[name] = read_fgvc_split_file(path)
+
+    class_ids = fgvc_class_ids(split_maps)
+    if len(class_ids) != spec.num_classes:
+        files = ', '.join(f'{n}.json' for n in split_maps)
+        raise DataError(
+            f'The FGVC split files of {dataset!r} in {dataset_path!r} '
+            f'({files}) hold {len(class_ids)} distinct class ids; expected '
+            f'{spec.num_classes} for {spec.full_name} '
+            f'({docs_hint("class-count")}).')
+    to_label = {cid: i for i, cid in enumerate(class_ids)}
+
+    entries: List[Tuple[str, int]] = []
+    seen: Dict[str, str] = {}
+    for name in FGVC_SPLIT_SOURCES[split]:
+        for rel_path, cid in split_maps[name].items():
+            if rel_path in seen:
+                raise DataError(
+                    f'{rel_path!r} is listed in both {seen[rel_path]}.json '
+                    f'and {name}.json of {dataset_path!r}; expected '
+                    f'disjoint splits ({docs_hint("annotation-files")}).')
+            seen[rel_path] = name
+            entries.append((rel_path, to_label[cid]))
+    check_not_empty(len(entries), ' + '.join(needed), _SPLIT_CONTENT)
+    return entries, class_ids
 
 
 @DATASETS.register_module()
@@ -113,21 +224,14 @@ class FGVC(BaseDataset):
         check_choice('FGVC split', split, FGVC_SPLITS)
         for key in ('ann_file', 'data_prefix'):
             if key in kwargs:
-                raise TypeError(
+                raise ConfigTypeError(
                     f'FGVC sets {key!r} itself from dataset and split; got '
                     f'{key}={kwargs[key]!r}. Use data_root, dataset, split '
-                    f'(and dataset_dir / image_dir) instead ({DOCS_HINT}).')
+                    '(and dataset_dir / image_dir) instead '
+                    f'({docs_hint("config-values")}).')
         spec = FGVC_DATASETS[dataset]
-        check_dir(
-            data_root, 'FGVC data root', 'the data set folders (' + ', '.join(
-                f'{s.folder} for {n!r}' for n, s in FGVC_DATASETS.items()) +
-            ')')
         folder = spec.folder if dataset_dir is None else dataset_dir
-        self.dataset_path = osp.join(data_root, folder)
-        check_dir(
-            self.dataset_path, f'FGVC folder of {dataset!r} '
-            f'({spec.full_name})', 'train.json, val.json, test.json and the '
-            'images')
+        self.dataset_path = fgvc_dataset_path(data_root, dataset, dataset_dir)
 
         self.dataset = dataset
         self.split = split
@@ -154,64 +258,36 @@ class FGVC(BaseDataset):
             list[dict]: ``dict(img_path=..., gt_label=...)`` per image.
 
         Raises:
-            FileNotFoundError: If a needed split file or listed images are
-                missing.
-            ValueError: If a split file does not parse, the class count is
-                wrong, or ``trainval`` lists an image twice.
+            MissingFileError: If a needed split file or listed images are
+                missing (a ``FileNotFoundError``).
+            DataError: If a split file does not parse, the class count is
+                wrong, ``trainval`` lists an image twice or the split is
+                empty (a ``ValueError``).
         """
-        for path in self.split_files:
-            check_file(
-                path, f'FGVC split file for split {self.split!r} of '
-                f'{self.dataset!r}', 'a JSON object mapping image path to '
-                'class id')
-        split_maps = {}
-        for name in FGVC_SPLIT_FILES:
-            path = osp.join(self.dataset_path, f'{name}.json')
-            if osp.isfile(path):
-                split_maps[name] = read_fgvc_split_file(path)
-
-        class_ids = fgvc_class_ids(split_maps)
-        if len(class_ids) != self.num_classes:
-            files = ', '.join(f'{n}.json' for n in split_maps)
-            raise ValueError(
-                f'The FGVC split files of {self.dataset!r} in '
-                f'{self.dataset_path!r} ({files}) hold {len(class_ids)} '
-                f'distinct class ids; expected {self.num_classes} for '
-                f'{self.full_name} ({DOCS_HINT}).')
+        entries, class_ids = read_fgvc_split(self.dataset_path, self.dataset,
+                                             self.split)
         self.class_ids = class_ids
-        to_label = {cid: i for i, cid in enumerate(class_ids)}
-
-        data_list: List[dict] = []
-        seen: Dict[str, str] = {}
-        for name in FGVC_SPLIT_SOURCES[self.split]:
-            for rel_path, cid in split_maps[name].items():
-                if rel_path in seen:
-                    raise ValueError(
-                        f'{rel_path!r} is listed in both {seen[rel_path]}'
-                        f'.json and {name}.json of {self.dataset_path!r}; '
-                        f'expected disjoint splits ({DOCS_HINT}).')
-                seen[rel_path] = name
-                data_list.append(
-                    dict(
-                        img_path=osp.join(self.img_prefix, rel_path),
-                        gt_label=to_label[cid]))
+        data_list = [
+            dict(img_path=osp.join(self.img_prefix, rel_path), gt_label=label)
+            for rel_path, label in entries
+        ]
 
         if self.check_files:
             missing = find_missing_files(d['img_path'] for d in data_list)
             if missing:
                 source = ' + '.join(self.split_files)
-                raise FileNotFoundError(
+                raise MissingFileError(
                     missing_files_message(missing, len(data_list), source,
                                           self.img_prefix))
 
         classes = self._metainfo.setdefault('classes',
                                             tuple(str(c) for c in class_ids))
         if len(classes) != self.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f'FGVC data set {self.dataset!r} has {self.num_classes} '
                 f'classes but {len(classes)} class names were given '
                 f'(metainfo / classes); expected {self.num_classes} '
-                f'({DOCS_HINT}).')
+                f'({docs_hint("class-count")}).')
         print_log(
             f'FGVC {self.dataset}/{self.split}: {len(data_list)} images, '
             f'{self.num_classes} classes', logger='current')

@@ -11,8 +11,27 @@ Example:
 """
 from typing import Dict, NamedTuple, Tuple
 
+from ..utils.user_errors import errors_doc
+
 #: Appended to every data error so the user knows where the layout is written.
 DOCS_HINT = 'see docs/datasets.md'
+
+
+def docs_hint(section: str) -> str:
+    """:data:`DOCS_HINT` plus the section of ``docs/errors.md`` that
+    explains one kind of data error.
+
+    Args:
+        section (str): The anchor in ``docs/errors.md``, e.g. ``'data-root'``.
+
+    Returns:
+        str: e.g. ``'see docs/datasets.md and docs/errors.md#data-root'``.
+
+    Example:
+        >>> docs_hint('label-range')
+        'see docs/datasets.md and docs/errors.md#label-range'
+    """
+    return f'{DOCS_HINT} and {errors_doc(section)}'
 
 #: The 19 VTAB-1k tasks in the order of the VTAB paper and of result tables.
 #: The names are the folder names of the common ``vtab-1k`` release.

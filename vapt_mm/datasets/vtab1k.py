@@ -6,11 +6,111 @@ from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .annotation_files import (check_choice, check_dir, check_file,
+from ..utils.user_errors import (ConfigError, ConfigTypeError, DataError,
+                                 MissingFileError)
+from .annotation_files import (ListEntry, check_choice, check_dir,
+                               check_file, check_not_empty,
                                find_missing_files, label_range_errors,
                                missing_files_message, parse_vtab1k_list)
-from .task_info import (DOCS_HINT, VTAB1K_NUM_CLASSES, VTAB1K_SPLITS,
-                        VTAB1K_TASK_GROUP, VTAB1K_TASKS)
+from .task_info import (VTAB1K_NUM_CLASSES, VTAB1K_SPLITS,
+                        VTAB1K_TASK_GROUP, VTAB1K_TASKS, docs_hint)
+
+#: What a VTAB-1k list file holds, for the error messages.
+_LIST_LINES = "'relative/path.ext label' lines"
+
+
+def check_vtab1k_folders(data_root: str, task: str) -> None:
+    """Check the task and its folders: the data root and the task folder.
+
+    Args:
+        data_root (str): Folder holding the 19 task folders.
+        task (str): VTAB-1k task name.
+
+    Raises:
+        ConfigError: If ``task`` is not a VTAB-1k task.
+        MissingFileError: If a folder is missing.
+
+    Example:
+        >>> check_vtab1k_folders('data/vtab-1k', 'dtd')
+    """
+    check_choice('VTAB-1k task', task, VTAB1K_TASKS)
+    check_dir(data_root, 'VTAB-1k data root',
+              f'the 19 task folders ({", ".join(VTAB1K_TASKS)})')
+    check_dir(
+        osp.join(data_root, task), f'VTAB-1k task folder of {task!r}',
+        'the images and ' + ', '.join(f'{s}.txt' for s in VTAB1K_SPLITS))
+
+
+def read_vtab1k_split(ann_file: str, task: str,
+                      split: str) -> List[ListEntry]:
+    """Read the list file of one split of one task and check its content.
+
+    Checks that the file exists, that every line parses, that it lists at
+    least one image and that every label is in ``[0, num_classes)`` of the
+    task. Images are not touched.
+
+    Args:
+        ann_file (str): ``<data_root>/<task>/<split>.txt``.
+        task (str): VTAB-1k task name.
+        split (str): Split name (for the messages).
+
+    Returns:
+        list[ListEntry]: One entry per listed image.
+
+    Raises:
+        MissingFileError: If the file is missing.
+        DataError: If a line does not parse, the file lists nothing or a
+            label is out of range.
+
+    Example:
+        >>> entries = read_vtab1k_split('data/vtab-1k/dtd/test.txt', 'dtd',
+        ...                             'test')
+        >>> max(e.label for e in entries)
+        46
+    """
+    check_file(
+        ann_file, f'VTAB-1k annotation file for split {split!r} of task '
+        f'{task!r}', _LIST_LINES)
+    entries = parse_vtab1k_list(ann_file)
+    check_not_empty(len(entries), ann_file, _LIST_LINES)
+    errors = label_range_errors(entries, VTAB1K_NUM_CLASSES[task], ann_file)
+    if errors:
+        more = (f' ({len(errors) - 1} more labels are out of range)'
+                if len(errors) > 1 else '')
+        raise DataError(errors[0] + more)
+    return entries
+
+
+def load_vtab1k_split(data_root: str, task: str,
+                      split: str) -> List[ListEntry]:
+    """Check the folders of a task and read the list file of one split.
+
+    What :class:`VTAB1k` checks when it is built, except that the images
+    exist: the cheap check that ``tools/train.py`` runs before training.
+
+    Args:
+        data_root (str): Folder holding the 19 task folders.
+        task (str): VTAB-1k task name.
+        split (str): ``'train800'``, ``'val200'``, ``'train800val200'`` or
+            ``'test'``.
+
+    Returns:
+        list[ListEntry]: One entry per listed image.
+
+    Raises:
+        ConfigError: If the task or split name is unknown.
+        MissingFileError: If a folder or the list file is missing.
+        DataError: If the list file is unusable (see
+            :func:`read_vtab1k_split`).
+
+    Example:
+        >>> len(load_vtab1k_split('data/vtab-1k', 'dtd', 'train800'))
+        800
+    """
+    check_vtab1k_folders(data_root, task)
+    check_choice('VTAB-1k split', split, VTAB1K_SPLITS)
+    return read_vtab1k_split(
+        osp.join(data_root, task, f'{split}.txt'), task, split)
 
 
 @DATASETS.register_module()
@@ -82,17 +182,11 @@ class VTAB1k(BaseDataset):
         check_choice('VTAB-1k split', split, VTAB1K_SPLITS)
         for key in ('ann_file', 'data_prefix'):
             if key in kwargs:
-                raise TypeError(
+                raise ConfigTypeError(
                     f'VTAB1k sets {key!r} itself from task and split; got '
                     f'{key}={kwargs[key]!r}. Use data_root, task and split '
-                    f'instead ({DOCS_HINT}).')
-        check_dir(data_root, 'VTAB-1k data root',
-                  f'the 19 task folders ({", ".join(VTAB1K_TASKS)})')
-        task_dir = osp.join(data_root, task)
-        check_dir(
-            task_dir, f'VTAB-1k task folder of {task!r}',
-            'the images and ' +
-            ', '.join(f'{s}.txt' for s in VTAB1K_SPLITS))
+                    f'instead ({docs_hint("config-values")}).')
+        check_vtab1k_folders(data_root, task)
 
         self.task = task
         self.split = split
@@ -109,10 +203,11 @@ class VTAB1k(BaseDataset):
         classes = self._metainfo.setdefault(
             'classes', tuple(str(i) for i in range(self.num_classes)))
         if len(classes) != self.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f'VTAB-1k task {task!r} has {self.num_classes} classes but '
                 f'{len(classes)} class names were given (metainfo / '
-                f'classes); expected {self.num_classes} ({DOCS_HINT}).')
+                f'classes); expected {self.num_classes} '
+                f'({docs_hint("class-count")}).')
 
     def load_data_list(self) -> List[dict]:
         """Parse ``<data_root>/<task>/<split>.txt`` and validate it.
@@ -121,20 +216,12 @@ class VTAB1k(BaseDataset):
             list[dict]: ``dict(img_path=..., gt_label=...)`` per line.
 
         Raises:
-            FileNotFoundError: If the annotation file or listed images are
-                missing.
-            ValueError: If a line does not parse or a label is out of range.
+            MissingFileError: If the annotation file or listed images are
+                missing (a ``FileNotFoundError``).
+            DataError: If a line does not parse, the file lists nothing or
+                a label is out of range (a ``ValueError``).
         """
-        check_file(
-            self.ann_file, f'VTAB-1k annotation file for split '
-            f'{self.split!r} of task {self.task!r}',
-            "'relative/path.ext label' lines")
-        entries = parse_vtab1k_list(self.ann_file)
-        errors = label_range_errors(entries, self.num_classes, self.ann_file)
-        if errors:
-            more = (f' ({len(errors) - 1} more labels are out of range)'
-                    if len(errors) > 1 else '')
-            raise ValueError(errors[0] + more)
+        entries = read_vtab1k_split(self.ann_file, self.task, self.split)
 
         data_list = [
             dict(
@@ -144,7 +231,7 @@ class VTAB1k(BaseDataset):
         if self.check_files:
             missing = find_missing_files(d['img_path'] for d in data_list)
             if missing:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     missing_files_message(missing, len(data_list),
                                           self.ann_file, self.img_prefix))
         print_log(

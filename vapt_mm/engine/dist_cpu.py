@@ -22,6 +22,8 @@ from mmengine.device import get_device
 from mmengine.logging import print_log
 from torch.nn.parallel import DistributedDataParallel
 
+from .user_errors import ConfigError, ConfigKeyError, ConfigTypeError
+
 LAUNCHERS = ('pytorch', 'slurm', 'mpi')
 # Backends that can run collectives on CPU tensors.
 CPU_BACKENDS = ('gloo', 'mpi')
@@ -45,7 +47,7 @@ def is_cpu_only() -> bool:
 def _require_env(env: Mapping[str, str], name: str, launcher: str) -> str:
     """Read ``env[name]`` or raise an error that says which launcher set it."""
     if name not in env:
-        raise KeyError(
+        raise ConfigKeyError(
             f'The environment variable {name} is not set, but '
             f"launcher='{launcher}' needs it. Start the job through "
             'tools/dist_train.sh / tools/dist_test.sh (torchrun), '
@@ -131,8 +133,8 @@ def dist_env_from_launcher(
             WORLD_SIZE=_require_env(env, 'OMPI_COMM_WORLD_SIZE', launcher),
             MASTER_ADDR=_require_env(env, 'MASTER_ADDR', launcher),
             MASTER_PORT=env.get('MASTER_PORT', DEFAULT_MASTER_PORT))
-    raise ValueError(f'Unknown launcher {launcher!r}: expected one of '
-                     f'{LAUNCHERS} (or "none" for a single process).')
+    raise ConfigError(f'Unknown launcher {launcher!r}: expected one of '
+                      f'{LAUNCHERS} (or "none" for a single process).')
 
 
 def init_cpu_dist(launcher: str,
@@ -176,8 +178,9 @@ def init_cpu_dist(launcher: str,
         try:
             kwargs['timeout'] = datetime.timedelta(seconds=timeout)
         except TypeError as err:
-            raise TypeError('env_cfg.dist_cfg.timeout must be a number of '
-                            f'seconds, got {timeout!r}') from err
+            raise ConfigTypeError(
+                'env_cfg.dist_cfg.timeout must be a number of '
+                f'seconds, got {timeout!r}') from err
     torch_dist.init_process_group(
         backend=backend,
         init_method='env://',

@@ -6,7 +6,7 @@ Example:
     >>> scaled_lr(10, 64)
     2.5
 """
-from vapt_mm.utils.moved_modules import moved_attribute_getter
+from vapt_mm.compat.moved_modules import moved_attribute_getter
 from .hyperparameters import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
                               DEFAULT_WEIGHT_DECAYS, TIE_BREAK_RULE, scaled_lr,
                               select_best)

@@ -16,6 +16,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
+from vapt_mm.utils.user_errors import (ConfigError, ConfigKeyError,
+                                       MissingFileError)
 from .suites import SuiteSpec, get_suite
 
 __all__ = [
@@ -74,8 +76,8 @@ def option_key(option: str) -> str:
     """
     key, sep, _ = option.partition('=')
     if not sep or not key:
-        raise ValueError(f'--cfg-options: {option!r} is not a key=value '
-                         'pair.')
+        raise ConfigError(f'--cfg-options: {option!r} is not a key=value '
+                          'pair.')
     return key
 
 
@@ -118,7 +120,7 @@ def load_config(path: str, options: Sequence[str] = ()) -> Config:
         32
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Config file {path} does not exist.')
+        raise MissingFileError(f'Config file {path} does not exist.')
     cfg = Config.fromfile(path, import_custom_modules=False)
     parsed = parse_cfg_options(options)
     if parsed:
@@ -162,9 +164,10 @@ def _require(cfg: Config, path: List[str], what: str, config_path: str):
     for i, key in enumerate(path):
         node = node.get(key, None) if hasattr(node, 'get') else None
         if node is None:
-            raise KeyError(f'{config_path}: the sweep needs '
-                           f'`{".".join(path[:i + 1])}` ({what}), which the '
-                           'config does not set.')
+            raise ConfigKeyError(
+                f'{config_path}: the sweep needs '
+                f'`{".".join(path[:i + 1])}` ({what}), which the '
+                'config does not set.')
     return node
 
 
@@ -193,27 +196,27 @@ def read_sweep_config(path: str,
              'the validation data the runs are scored on', path)
     val_type = cfg.val_dataloader.dataset.get('type')
     if val_type != dataset_type:
-        raise ValueError(
+        raise ConfigError(
             f'{path}: val_dataloader.dataset.type is {val_type!r} but the '
             f'training dataset is {dataset_type!r}; the sweep switches the '
             'splits of both, so they must be the same dataset type.')
     batch_size = _require(cfg, ['train_dataloader', 'batch_size'],
                           'the batch size that scales the base lr', path)
     if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f'{path}: train_dataloader.batch_size must be a '
-                         f'positive int, got {batch_size!r}.')
+        raise ConfigError(f'{path}: train_dataloader.batch_size must be a '
+                          f'positive int, got {batch_size!r}.')
     _require(cfg, ['optim_wrapper', 'optimizer'],
              'the optimizer whose lr and weight_decay the sweep sets', path)
     train_cfg = _require(cfg, ['train_cfg'], 'the training loop', path)
     if not train_cfg.get('by_epoch', True) or 'max_epochs' not in train_cfg:
-        raise ValueError(
+        raise ConfigError(
             f'{path}: the sweep needs an epoch-based train_cfg with '
             f'max_epochs (the published protocol trains 100 epochs), got '
             f'train_cfg={dict(train_cfg)!r}.')
     max_epochs = train_cfg['max_epochs']
     if not isinstance(max_epochs, int) or max_epochs <= 0:
-        raise ValueError(f'{path}: train_cfg.max_epochs must be a positive '
-                         f'int, got {max_epochs!r}.')
+        raise ConfigError(f'{path}: train_cfg.max_epochs must be a positive '
+                          f'int, got {max_epochs!r}.')
     return SweepConfigInfo(
         path=path,
         suite=suite,

@@ -19,6 +19,8 @@ import subprocess
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from vapt_mm.utils.user_errors import ConfigError
+
 __all__ = ['Job', 'slot_devices', 'slot_env', 'run_jobs']
 
 
@@ -55,10 +57,10 @@ def slot_devices(num_slots: int,
         (['0', '1'], ['4', '5'])
     """
     if not isinstance(num_slots, int) or num_slots < 1:
-        raise ValueError(f'--gpus must be a positive int, got {num_slots!r}.')
+        raise ConfigError(f'--gpus must be a positive int, got {num_slots!r}.')
     listed = [d.strip() for d in (visible or '').split(',') if d.strip()]
     if visible and len(listed) < num_slots:
-        raise ValueError(
+        raise ConfigError(
             f'--gpus {num_slots} but CUDA_VISIBLE_DEVICES={visible!r} lists '
             f'only {len(listed)} device(s).')
     return listed[:num_slots] if listed else [str(i) for i in range(num_slots)]

@@ -18,6 +18,8 @@ from typing import Dict, Iterable, Sequence, Tuple
 
 import numpy as np
 
+from vapt_mm.utils.user_errors import ConfigError
+
 __all__ = [
     'DEFAULT_BASE_LRS', 'DEFAULT_WEIGHT_DECAYS', 'DEFAULT_SEEDS',
     'REFERENCE_BATCH_SIZE', 'SCORE_DECIMALS', 'TIE_BREAK_RULE', 'scaled_lr',
@@ -65,8 +67,8 @@ def scaled_lr(base_lr: float,
         12.5
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f'batch size must be a positive int, got '
-                         f'{batch_size!r}.')
+        raise ConfigError(f'batch size must be a positive int, got '
+                          f'{batch_size!r}.')
     return float(base_lr) * batch_size / reference_batch_size
 
 
@@ -106,15 +108,15 @@ def check_grid_values(name: str, values: Sequence[float],
     """
     out = tuple(float(v) for v in values)
     if not out:
-        raise ValueError(f'{name}: the grid is empty; give at least one '
-                         'value.')
+        raise ConfigError(f'{name}: the grid is empty; give at least one '
+                          'value.')
     for v in out:
         if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
             expected = 'non-negative' if allow_zero else 'positive'
-            raise ValueError(f'{name}: {v!r} is not a valid value; expected '
-                             f'{expected} finite numbers.')
+            raise ConfigError(f'{name}: {v!r} is not a valid value; expected '
+                              f'{expected} finite numbers.')
     if len(set(out)) != len(out):
-        raise ValueError(f'{name}: duplicate values in {list(out)}.')
+        raise ConfigError(f'{name}: duplicate values in {list(out)}.')
     return out
 
 
@@ -133,13 +135,13 @@ def check_seeds(seeds: Iterable[int]) -> Tuple[int, ...]:
     """
     out = tuple(seeds)
     if not out:
-        raise ValueError('--seeds: give at least one seed.')
+        raise ConfigError('--seeds: give at least one seed.')
     for s in out:
         if not isinstance(s, int) or s < 0:
-            raise ValueError(f'--seeds: {s!r} is not a valid seed; expected '
-                             'non-negative integers.')
+            raise ConfigError(f'--seeds: {s!r} is not a valid seed; expected '
+                              'non-negative integers.')
     if len(set(out)) != len(out):
-        raise ValueError(f'--seeds: duplicate seeds in {list(out)}.')
+        raise ConfigError(f'--seeds: duplicate seeds in {list(out)}.')
     return out
 
 

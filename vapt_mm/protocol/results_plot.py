@@ -15,6 +15,7 @@ import numpy as np
 
 from vapt_mm.datasets.task_info import FGVC_DATASETS, VTAB1K_TASKS
 from vapt_mm.utils.atomic_io import atomic_write
+from vapt_mm.utils.user_errors import DataError, MissingPackageError
 from .published_results import (PUBLISHED_PER_TASK_METHODS,
                                 PUBLISHED_VTAB1K_PER_TASK)
 
@@ -43,7 +44,7 @@ def plot_per_task(methods: Sequence, path: str) -> str:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError(
+        raise MissingPackageError(
             'The results plot needs matplotlib (requirements/optional.txt): '
             'pip install matplotlib, or pass --no-plot.') from err
 
@@ -53,7 +54,7 @@ def plot_per_task(methods: Sequence, path: str) -> str:
             t in m.tasks and m.tasks[t].mean is not None for m in methods)
     ]
     if not tasks:
-        raise ValueError('No task has a test score to plot.')
+        raise DataError('No task has a test score to plot.')
     series = []  # (label, values, errors, hatch)
     for m in methods:
         values = [m.tasks[t].mean if t in m.tasks and

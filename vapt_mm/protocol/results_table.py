@@ -33,6 +33,7 @@ import numpy as np
 from vapt_mm.datasets.task_info import (FGVC_DATASETS, VTAB1K_GROUPS,
                                         VTAB1K_TASK_GROUP, VTAB1K_TASKS)
 from vapt_mm.utils.atomic_io import atomic_write
+from vapt_mm.utils.user_errors import ConfigError, DataError, MissingFileError
 from .published_results import (PUBLISHED_PER_TASK_METHODS, PUBLISHED_SOURCE,
                                 PUBLISHED_SUMMARY, PUBLISHED_SUMMARY_METHODS,
                                 PUBLISHED_VTAB1K_PER_TASK, SUMMARY_COLUMNS)
@@ -145,12 +146,12 @@ def find_summaries(work_dir: str) -> List[str]:
         list[str]: Paths, sorted.
     """
     if not osp.isdir(work_dir):
-        raise FileNotFoundError(f'{work_dir} is not a directory; expected a '
-                                'tools/sweep.py --work-dir.')
+        raise MissingFileError(f'{work_dir} is not a directory; expected a '
+                               'tools/sweep.py --work-dir.')
     paths = glob.glob(osp.join(work_dir, SUMMARY_FILE))
     paths += glob.glob(osp.join(work_dir, '*', SUMMARY_FILE))
     if not paths:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'No {SUMMARY_FILE} in {work_dir} or its sub-folders; expected '
             f'the work dir of tools/sweep.py (<work-dir>/<task>/'
             f'{SUMMARY_FILE}).')
@@ -200,12 +201,12 @@ def load_method(work_dir: str, label: Optional[str] = None) -> MethodResults:
     for path in find_summaries(work_dir):
         result = _task_result(path, read_summary(path))
         if result.task not in known.get(result.benchmark, ()):
-            raise ValueError(
+            raise DataError(
                 f'{path}: unknown task {result.task!r} of benchmark '
                 f'{result.benchmark!r}; expected one of '
                 f'{ {k: list(v) for k, v in known.items()} }.')
         if result.task in tasks:
-            raise ValueError(
+            raise DataError(
                 f'{work_dir} holds two summaries of task {result.task!r} '
                 f'({tasks[result.task].source} and {path}); give one sweep '
                 'work dir per method.')
@@ -260,8 +261,8 @@ def build_table(methods: Sequence[MethodResults]) -> ResultsTable:
     labels = [m.label for m in methods]
     duplicates = sorted({x for x in labels if labels.count(x) > 1})
     if duplicates:
-        raise ValueError(f'Two work dirs have the label(s) {duplicates}; '
-                         'give distinct --labels.')
+        raise ConfigError(f'Two work dirs have the label(s) {duplicates}; '
+                          'give distinct --labels.')
     rows = []
     for method in methods:
         values = {
@@ -475,8 +476,8 @@ def write_results(work_dirs: Sequence[str],
         {'markdown': 'work_dirs/results/results_table.md', ...}
     """
     if labels is not None and len(labels) != len(work_dirs):
-        raise ValueError(f'{len(labels)} labels for {len(work_dirs)} work '
-                         'dirs; give one label per work dir.')
+        raise ConfigError(f'{len(labels)} labels for {len(work_dirs)} work '
+                          'dirs; give one label per work dir.')
     methods = [
         load_method(d, labels[i] if labels else None)
         for i, d in enumerate(work_dirs)

@@ -30,6 +30,7 @@ from typing import List, NamedTuple, Optional, Tuple
 from mmengine.logging import print_log
 
 from vapt_mm.utils.atomic_io import atomic_write
+from vapt_mm.utils.user_errors import ConfigError, ConfigKeyError
 from .runs import RunSpec
 
 __all__ = [
@@ -176,7 +177,7 @@ def read_result(run: RunSpec) -> Optional[dict]:
         for key, value in planned.items() if stored.get(key) != value
     ]
     if diffs:
-        raise ValueError(
+        raise ConfigError(
             f'{path} was written by a run with other settings ('
             + '; '.join(diffs) + '). Use another --work-dir, or delete '
             f'{run.work_dir} to train this run again.')
@@ -227,8 +228,8 @@ def _eval_metrics_score(run_dir: str, metric: str) -> Optional[float]:
     with open(path, encoding='utf-8') as f:
         metrics = json.load(f)
     if metric not in metrics:
-        raise KeyError(f'{path} has no {metric!r}; it holds '
-                       f'{sorted(metrics)}.')
+        raise ConfigKeyError(f'{path} has no {metric!r}; it holds '
+                             f'{sorted(metrics)}.')
     return float(metrics[metric])
 
 

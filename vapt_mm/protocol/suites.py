@@ -17,8 +17,9 @@ from typing import Dict, List, NamedTuple, Sequence, Tuple
 from vapt_mm.datasets.task_info import (FGVC_DATASETS, FGVC_NUM_CLASSES,
                                         VTAB1K_GROUPS, VTAB1K_NUM_CLASSES,
                                         VTAB1K_TASK_GROUP, VTAB1K_TASKS)
+from vapt_mm.utils.user_errors import ConfigError
 
-from vapt_mm.utils.moved_modules import moved_attribute_getter
+from vapt_mm.compat.moved_modules import moved_attribute_getter
 
 __all__ = ['SuiteSpec', 'SUITES', 'get_suite', 'expand_tasks']
 
@@ -94,7 +95,7 @@ def get_suite(dataset_type: str) -> SuiteSpec:
         'dataset'
     """
     if dataset_type not in SUITES:
-        raise ValueError(
+        raise ConfigError(
             f'The sweep supports the dataset types {sorted(SUITES)}; '
             f'the config has train_dataloader.dataset.type='
             f'{dataset_type!r}.')
@@ -129,7 +130,7 @@ def expand_tasks(spec: SuiteSpec, names: Sequence[str]) -> List[str]:
         elif name in spec.tasks:
             wanted.add(name)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f'--tasks: unknown {spec.dataset_type} task {name!r}; '
                 f'expected one of {list(spec.tasks)}, a group '
                 f'({", ".join(spec.groups)}) or "all".')

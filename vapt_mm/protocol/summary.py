@@ -14,6 +14,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from vapt_mm.utils.atomic_io import atomic_write
+from vapt_mm.utils.user_errors import DataError
 from .hyperparameters import REFERENCE_BATCH_SIZE, TIE_BREAK_RULE
 from .runs import RunSpec
 
@@ -227,14 +228,14 @@ def read_summary(path: str) -> dict:
         with open(path, encoding='utf-8') as f:
             summary = json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f'{path} is not valid JSON: {err}') from err
+        raise DataError(f'{path} is not valid JSON: {err}') from err
     required = ('task', 'benchmark', 'test_top1', 'complete')
     missing = [k for k in required
                if not isinstance(summary, dict) or k not in summary]
     if missing:
-        raise ValueError(f'{path} is not a sweep summary: it lacks '
-                         f'{missing} (expected the file tools/sweep.py '
-                         'writes).')
+        raise DataError(f'{path} is not a sweep summary: it lacks '
+                        f'{missing} (expected the file tools/sweep.py '
+                        'writes).')
     if summary.get('version', SUMMARY_VERSION) > SUMMARY_VERSION:
         print_log(
             f'{path} has summary version {summary["version"]}, newer than '

@@ -23,6 +23,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 
+from vapt_mm.utils.user_errors import ConfigError, ConfigKeyError
+from .suites import expand_tasks
 from .config_reader import SweepConfigInfo, read_sweep_config
 from .executor import Job, run_jobs
 from .hyperparameters import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
@@ -171,10 +173,10 @@ class Sweep:
     def _task_sources(self, configs: List[str],
                       tasks: Optional[Sequence[str]]) -> Dict[str, TaskSource]:
         if not configs:
-            raise ValueError('Give at least one config.')
+            raise ConfigError('Give at least one config.')
         if tasks:
             if len(configs) != 1:
-                raise ValueError(
+                raise ConfigError(
                     f'--tasks uses one config as a template for every task; '
                     f'got {len(configs)} configs. Give one template config '
                     'with --tasks, or one config per task without it.')
@@ -188,12 +190,12 @@ class Sweep:
             info = read_sweep_config(config, self.user_options)
             spec = info.suite
             if info.task not in spec.tasks:
-                raise ValueError(
+                raise ConfigError(
                     f'{config}: train_dataloader.dataset.{spec.task_key}='
                     f'{info.task!r} is not a {spec.dataset_type} task '
                     f'({list(spec.tasks)}).')
             if info.task in sources:
-                raise ValueError(
+                raise ConfigError(
                     f'{sources[info.task].config} and {config} both train '
                     f'task {info.task!r}; a sweep work dir holds one config '
                     'per task (use another --work-dir for the other).')
@@ -322,7 +324,7 @@ class Sweep:
         """The ``tools/test.py`` argv that scores a run's checkpoint."""
         source = self.sources[run.task]
         if not source.info.has_test_dataloader:
-            raise KeyError(
+            raise ConfigKeyError(
                 f'{run.name} trained all {run.max_epochs} epochs but has no '
                 f'final validation score, and {source.config} has no '
                 'test_dataloader to score its checkpoint with tools/test.py.')

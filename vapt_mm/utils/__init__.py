@@ -1,6 +1,6 @@
 """Small helpers: parameter counts, user errors, atomic writes, and the old
-import paths of modules that moved out of here (:mod:`.moved_modules`)."""
-from .moved_modules import moved_attribute_getter
+import paths of modules that moved out of here (:mod:`vapt_mm.compat`)."""
+from ..compat.moved_modules import moved_attribute_getter
 from .parameter_count import count_parameters, format_parameter_report
 
 __all__ = ['count_parameters', 'format_parameter_report']

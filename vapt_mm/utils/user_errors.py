@@ -19,12 +19,17 @@ import traceback
 from typing import Callable, List, Optional
 
 __all__ = [
-    'UserError', 'ConfigError', 'DataError', 'CheckpointError',
-    'user_message', 'debug_enabled', 'run_tool', 'DEBUG_ENV'
+    'UserError', 'ConfigError', 'ConfigKeyError', 'ConfigTypeError',
+    'DataError', 'MissingFileError', 'CheckpointError',
+    'CheckpointFormatError', 'MissingPackageError', 'user_message',
+    'errors_doc', 'debug_enabled', 'run_tool', 'DEBUG_ENV', 'ERRORS_DOC'
 ]
 
 #: Environment variable that makes :func:`run_tool` show tracebacks.
 DEBUG_ENV = 'VAPT_MM_DEBUG'
+
+#: The docs page that explains every user error; messages name a section.
+ERRORS_DOC = 'docs/errors.md'
 
 
 class UserError(Exception):
@@ -44,12 +49,50 @@ class ConfigError(UserError, ValueError):
     """A config value that cannot work (a ``ValueError``)."""
 
 
+class ConfigKeyError(ConfigError, KeyError):
+    """A config key (or environment variable) that is needed but not set.
+
+    Also a ``KeyError``; unlike ``KeyError`` its ``str()`` is the message
+    itself, not its quoted ``repr``.
+
+    Example:
+        >>> str(ConfigKeyError('the config has no test_dataloader'))
+        'the config has no test_dataloader'
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A config value of a kind that cannot work (also a ``TypeError``),
+    e.g. a backbone prompts cannot attach to."""
+
+
 class DataError(UserError, ValueError):
     """A data set file or label that cannot be used (a ``ValueError``)."""
 
 
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the run needs does not exist (a
+    ``FileNotFoundError``): data root, annotation file, pretrained weights,
+    checkpoint, config."""
+
+
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is unreadable or does not fit the model."""
+
+
+class CheckpointFormatError(CheckpointError, ValueError):
+    """A checkpoint whose content cannot be used: not a PyTorch / numpy
+    file, not the expected layout, or not fitting the backbone (also a
+    ``ValueError``, which the converters and the pretrained check raised
+    before)."""
+
+
+class MissingPackageError(UserError, ImportError):
+    """An optional package a command needs is not installed (an
+    ``ImportError``); the message names the ``pip install`` to run."""
 
 
 def user_message(what: str,
@@ -84,6 +127,22 @@ def user_message(what: str,
     return '\n'.join(lines)
 
 
+def errors_doc(section: str) -> str:
+    """The address of a section of ``docs/errors.md``, for messages.
+
+    Args:
+        section (str): The section's anchor, e.g. ``'label-range'``.
+
+    Returns:
+        str: ``'docs/errors.md#<section>'``.
+
+    Example:
+        >>> errors_doc('in-channels')
+        'docs/errors.md#in-channels'
+    """
+    return f'{ERRORS_DOC}#{section}'
+
+
 def debug_enabled(argv: Optional[List[str]] = None) -> bool:
     """Whether tracebacks of user errors are wanted.
 
@@ -103,32 +162,41 @@ def debug_enabled(argv: Optional[List[str]] = None) -> bool:
     return '--debug' in argv or env not in ('', '0')
 
 
-def run_tool(main: Callable[[], object], tool: str) -> int:
+def run_tool(main: Callable[[], object],
+             tool: str,
+             debug: bool = False) -> int:
     """Run a tool's ``main`` and turn user errors into a short message.
 
     Args:
         main (callable): The tool's main function (no arguments).
         tool (str): The tool's name for the message, e.g. ``'train.py'``.
+        debug (bool): Show the traceback of user errors too (as
+            :func:`debug_enabled` does for ``--debug`` in ``sys.argv`` or
+            ``VAPT_MM_DEBUG=1``). Defaults to False.
 
     Returns:
-        int: 0 on success, 1 after a :class:`UserError` (printed to stderr
-        as ``<tool>: error: <message>`` plus a hint on ``--debug``). Any
-        other exception propagates with its traceback.
+        int: ``main``'s return value when it is an int (a tool's own exit
+        code), else 0; 1 after a :class:`UserError` (printed to stderr as
+        ``<tool>: error: <message>`` plus a hint on ``--debug``). Any other
+        exception propagates with its traceback.
 
     Example:
         >>> import sys
         >>> sys.exit(run_tool(main, 'train.py'))  # doctest: +SKIP
     """
+    debug = debug or debug_enabled()
     try:
-        main()
+        result = main()
     except UserError as error:
-        if debug_enabled():
+        if debug:
             traceback.print_exc()
         message = str(error)
         print(f'\n{tool}: error: {message}', file=sys.stderr)
-        if not debug_enabled():
+        if not debug:
             print(
                 f'(a traceback is shown with --debug or {DEBUG_ENV}=1)',
                 file=sys.stderr)
         return 1
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
     return 0

@@ -6,6 +6,8 @@ from typing import Optional
 from mmengine.device import get_device
 from mmengine.logging import print_log
 
+from ...utils.user_errors import ConfigError
+
 __all__ = ['amp_optim_wrapper_cfg']
 
 _SWITCHABLE = ('OptimWrapper', 'AmpOptimWrapper', 'CPUAmpOptimWrapper')
@@ -57,18 +59,18 @@ def amp_optim_wrapper_cfg(optim_wrapper_cfg: dict,
                         f'dict, got {type(optim_wrapper_cfg).__name__}.')
     wrapper_type = optim_wrapper_cfg.get('type', 'OptimWrapper')
     if wrapper_type not in _SWITCHABLE:
-        raise ValueError(
+        raise ConfigError(
             f'AMP: optim_wrapper.type={wrapper_type!r} cannot be switched to '
             f'mixed precision; expected one of {list(_SWITCHABLE)}.')
     if dtype is not None and dtype not in _DTYPES:
-        raise ValueError(f'AMP: dtype must be one of {list(_DTYPES)} or '
-                         f'None, got {dtype!r}.')
+        raise ConfigError(f'AMP: dtype must be one of {list(_DTYPES)} or '
+                          f'None, got {dtype!r}.')
     device = get_device() if device is None else device
     cfg = copy.deepcopy(optim_wrapper_cfg)
 
     if device == 'cpu':
         if dtype == 'float16':
-            raise ValueError(
+            raise ConfigError(
                 'AMP on CPU supports bfloat16 only, but float16 was asked '
                 'for (--amp-dtype or optim_wrapper.dtype). Use bfloat16 on '
                 'CPU, or train on a GPU for float16.')
@@ -88,7 +90,7 @@ def amp_optim_wrapper_cfg(optim_wrapper_cfg: dict,
         if dtype == 'float16':
             cfg.setdefault('loss_scale', 'dynamic')
     else:
-        raise ValueError(
+        raise ConfigError(
             f'AMP: no mixed precision optimizer wrapper for device '
             f'{device!r}; supported: cpu, {", ".join(_GPU_DEVICES)}.')
     return cfg

@@ -7,6 +7,8 @@ import torch.nn as nn
 from mmengine.optim import OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
+from ...utils.user_errors import ConfigError
+
 __all__ = ['CPUAmpOptimWrapper']
 
 
@@ -43,7 +45,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
                  dtype: Union[str, torch.dtype] = 'bfloat16',
                  **kwargs) -> None:
         if dtype not in ('bfloat16', torch.bfloat16):
-            raise ValueError(
+            raise ConfigError(
                 f'CPUAmpOptimWrapper: dtype must be bfloat16, got {dtype!r}. '
                 'CPU mixed precision here is bfloat16 autocast without loss '
                 'scaling; for float16 train on a GPU with AmpOptimWrapper.')

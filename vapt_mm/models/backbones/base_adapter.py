@@ -15,6 +15,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 import torch
 import torch.nn as nn
 
+from ...utils.user_errors import ConfigError, ConfigTypeError
 from ..utils.prompt_kv_attention import BlockParts
 
 _ADAPTERS: Dict[Type[nn.Module], Type['BackboneAdapter']] = {}
@@ -76,7 +77,7 @@ def build_backbone_adapter(backbone: nn.Module,
     """
     adapter_cls = _ADAPTERS.get(type(backbone))
     if adapter_cls is None:
-        raise TypeError(
+        raise ConfigTypeError(
             f'Prompt necks cannot attach to backbone '
             f'{type(backbone).__name__!r}: prompts need a plain ViT whose '
             'attention does not depend on the token count (relative '
@@ -106,7 +107,7 @@ class BackboneAdapter:
 
     def __init__(self, backbone: nn.Module, **options) -> None:
         if options:
-            raise ValueError(
+            raise ConfigError(
                 f'The {type(backbone).__name__} adapter takes no options, '
                 f'got adapter_cfg={options}. (out_pool is for timm ViTs '
                 'through TIMMBackbone, whose outputs are token sequences.)')

@@ -25,6 +25,7 @@ from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import \
     VisionTransformer as TimmVisionTransformer
 
+from ...utils.user_errors import ConfigError, ConfigTypeError
 from .base_adapter import BackboneAdapter, register_backbone_adapter
 
 #: timm classes whose ``forward_features`` is patch embedding, prefix tokens
@@ -119,7 +120,7 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
                 hint = (' It was built with features_only=True, which '
                         f'wraps the ViT in {type(model).__name__}; build '
                         'TIMMBackbone with features_only=False.')
-            raise TypeError(
+            raise ConfigTypeError(
                 'Prompt necks cannot attach to TIMMBackbone wrapping timm '
                 f'model {_timm_model_name(model)!r} (class '
                 f'{_class_path(type(model))}): prompts need a plain timm '
@@ -129,12 +130,12 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
                 "'deit_base_distilled_patch16_224')." + hint)
         self.timm_model = model
         if out_pool not in (None, 'cls', 'avg'):
-            raise ValueError(
+            raise ConfigError(
                 "TIMMBackbone adapter: out_pool must be None, 'cls' or "
                 f"'avg', got {out_pool!r}.")
         if out_pool is not None and isinstance(model,
                                                VisionTransformerDistilled):
-            raise ValueError(
+            raise ConfigError(
                 f'out_pool={out_pool!r} pools token sequences (B, T, d), but '
                 f'timm model {_timm_model_name(model)!r} already returns '
                 'pooled features (B, d) (the mean of its CLS and '
@@ -187,7 +188,7 @@ class TIMMVisionTransformerAdapter(BackboneAdapter):
         x = model.patch_drop(x)
         expected = model.num_prefix_tokens + hw[0] * hw[1]
         if x.shape[1] != expected:
-            raise ValueError(
+            raise ConfigError(
                 f'TIMMBackbone ({_timm_model_name(model)}): patch dropout '
                 f'kept {x.shape[1] - model.num_prefix_tokens} of '
                 f'{hw[0] * hw[1]} patch tokens, so the tokens no longer form '

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
+from ...utils.user_errors import ConfigError, ConfigTypeError
 from ..utils import check_pretrained_checkpoint
 from . import exact_loading
 from ..backbones import build_backbone_adapter
@@ -113,7 +114,7 @@ class PromptedClassifier(ImageClassifier):
         deprecated_pool = getattr(self.neck, 'out_pool', None)
         if deprecated_pool is not None:
             if adapter_cfg.get('out_pool', deprecated_pool) != deprecated_pool:
-                raise ValueError(
+                raise ConfigError(
                     f'PromptedClassifier: adapter_cfg.out_pool='
                     f'{adapter_cfg["out_pool"]!r} and the deprecated '
                     f'neck.out_pool={deprecated_pool!r} disagree; keep only '
@@ -132,7 +133,7 @@ class PromptedClassifier(ImageClassifier):
         if freeze_backbone:
             self._freeze_backbone()
         elif self.frozen_exclude:
-            raise ValueError(
+            raise ConfigError(
                 'PromptedClassifier: frozen_exclude '
                 f'{self.frozen_exclude} only applies with '
                 'freeze_backbone=True.')
@@ -153,7 +154,7 @@ class PromptedClassifier(ImageClassifier):
         if not (isinstance(neck_type, type)
                 and issubclass(neck_type, BasePromptNeck)):
             name = getattr(neck_type, '__name__', neck_type)
-            raise TypeError(
+            raise ConfigTypeError(
                 'PromptedClassifier needs a prompt neck (VPTNeck, VAPTNeck '
                 f'or another BasePromptNeck), got {name!r}. For a plain '
                 'neck use ImageClassifier.')
@@ -175,7 +176,7 @@ class PromptedClassifier(ImageClassifier):
         if mismatch:
             details = ', '.join(f'{key}={ours} (backbone: {theirs})'
                                 for key, (ours, theirs) in mismatch.items())
-            raise ValueError(
+            raise ConfigError(
                 f'{type(neck).__name__} does not fit backbone '
                 f'{type(self.backbone).__name__}: {details}. Leave these '
                 'arguments out of the neck config; PromptedClassifier fills '
@@ -192,7 +193,7 @@ class PromptedClassifier(ImageClassifier):
             param.requires_grad = bool(hits)
         unmatched = [key for key, names in matched.items() if not names]
         if unmatched:
-            raise ValueError(
+            raise ConfigError(
                 f'PromptedClassifier: frozen_exclude patterns {unmatched} '
                 f'match no parameter of {type(self.backbone).__name__} '
                 "(names look like 'layers.11.ln1.weight', 'ln1.bias').")
@@ -257,7 +258,7 @@ class PromptedClassifier(ImageClassifier):
             tuple | Tensor: The features.
         """
         if stage not in ('backbone', 'neck', 'pre_logits'):
-            raise ValueError(
+            raise ConfigError(
                 f"Invalid output stage {stage!r}, please choose from "
                 "'backbone', 'neck' and 'pre_logits'.")
         # Also without a neck the backbone runs through its adapter: that is

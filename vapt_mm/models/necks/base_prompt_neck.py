@@ -8,6 +8,8 @@ from mmengine.model import BaseModule
 from mmengine.utils import to_2tuple
 
 
+from ...utils.user_errors import ConfigError
+
 class BasePromptNeck(BaseModule):
     """Base class of prompt necks.
 
@@ -79,11 +81,11 @@ class BasePromptNeck(BaseModule):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
         if not isinstance(num_tokens, int) or num_tokens < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'{name}: num_tokens must be a positive integer, got '
                 f'{num_tokens!r}.')
         if fast_path not in (None, True, False):
-            raise ValueError(
+            raise ConfigError(
                 f'{name}: fast_path must be None (auto), True or False, got '
                 f'{fast_path!r}.')
         if out_pool is not None:
@@ -103,7 +105,7 @@ class BasePromptNeck(BaseModule):
                 patch_grid=patch_grid).items() if value is None
         ]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f'{name} needs the backbone geometry {missing}. Build it '
                 'inside a PromptedClassifier (which fills these in from the '
                 'backbone) or pass them explicitly.')

@@ -5,6 +5,8 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
+from ...utils.user_errors import ConfigError
+
 
 def vpt_uniform_bound(patch_size: Tuple[int, int], embed_dims: int) -> float:
     """Half-width v of VPT's uniform prompt init, ``sqrt(6 / (3*ph*pw + d))``.
@@ -48,7 +50,7 @@ class StaticPrompts(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f'prompt dropout must be in [0, 1), got {dropout!r}.')
         self.prompts = nn.Parameter(
             torch.empty(num_sets, num_tokens, embed_dims))

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ...utils.user_errors import ConfigError
 from .base_prompt_neck import BasePromptNeck
 from .static_prompts import StaticPrompts
 
@@ -71,7 +72,7 @@ class AdaptivePromptGenerator(nn.Module):
         out_h = height + 2 * padding - kernel_size + 1
         out_w = width + 2 * padding - kernel_size + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(
+            raise ConfigError(
                 f'VAPTNeck: kernel_size={kernel_size} with padding='
                 f'{padding} does not fit the {height}x{width} patch grid '
                 f'(the convolution output would be {out_h}x{out_w}).')
@@ -173,21 +174,21 @@ class VAPTNeck(BasePromptNeck):
                  **kwargs) -> None:
         super().__init__(num_tokens, **kwargs)
         if not deep:
-            raise ValueError(
+            raise ConfigError(
                 'VAPTNeck(deep=False): VAPT is defined with deep prompts '
                 'only (its authors release no shallow variant and no '
                 'numbers for one). Use VPTNeck(deep=False) for shallow '
                 'prompts, or VAPTNeck(vpt_depth=0) for adaptive prompts at '
                 'every block including the first.')
         if not 0 <= vpt_depth <= self.num_layers:
-            raise ValueError(
+            raise ConfigError(
                 f'VAPTNeck: vpt_depth must be in [0, {self.num_layers}] '
                 f'(the backbone has {self.num_layers} blocks), got '
                 f'{vpt_depth!r}.')
         for key, rate in dict(
                 mlp_dropout=mlp_dropout, conv_dropout=conv_dropout).items():
             if not 0.0 <= rate < 1.0:
-                raise ValueError(
+                raise ConfigError(
                     f'VAPTNeck: {key} must be in [0, 1), got {rate!r}.')
         self.vpt_depth = vpt_depth
         self.share_projector = share_projector
@@ -211,7 +212,7 @@ class VAPTNeck(BasePromptNeck):
         if self.generators and tuple(hw) != self.patch_grid:
             built = 'x'.join(map(str, self.patch_grid))
             given = 'x'.join(map(str, hw))
-            raise ValueError(
+            raise ConfigError(
                 f'VAPTNeck was built for a {built} patch grid (the '
                 f"backbone's img_size), but this input gives a {given} "
                 'grid. Its token-wise projectors are sized to the grid: '

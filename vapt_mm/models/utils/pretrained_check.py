@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from ...utils.user_errors import CheckpointFormatError, MissingFileError
+
 __all__ = ['check_pretrained_checkpoint']
 
 DOCS = 'docs/pretrained_weights.md'
@@ -62,7 +64,7 @@ def check_pretrained_checkpoint(backbone: nn.Module,
         return
     path = osp.expanduser(checkpoint)
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'Pretrained checkpoint {checkpoint!r} does not exist. '
             f'{DOCS} says where to download the weights and how to convert '
             'them to this path.')
@@ -102,19 +104,19 @@ def check_pretrained_checkpoint(backbone: nn.Module,
         lines.append(hint)
     lines.append(f'See {DOCS} for the checkpoints each backbone expects and '
                  'how to convert them.')
-    raise ValueError('\n'.join(lines))
+    raise CheckpointFormatError('\n'.join(lines))
 
 
 def _load(path: str, name: str) -> Any:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(
+        raise CheckpointFormatError(
             f'Pretrained checkpoint {name!r} holds Python objects besides '
             'tensors and cannot be loaded with weights_only=True. Convert it '
             f'to a plain tensor state dict (see {DOCS}).') from e
     except Exception as e:  # torch raises RuntimeError, KeyError, ...
-        raise ValueError(
+        raise CheckpointFormatError(
             f'Pretrained checkpoint {name!r} is not a PyTorch checkpoint '
             f'({type(e).__name__}: {e}); foreign formats (.npz, '
             f'.safetensors) must be converted first (see {DOCS}).') from e
@@ -124,19 +126,19 @@ def _select_weights(loaded: Any, name: str,
                     prefix: Optional[str]) -> Dict[str, Any]:
     """Pick the weights as mmengine's ``Pretrained`` init would."""
     if not isinstance(loaded, Mapping):
-        raise ValueError(f'Pretrained checkpoint {name!r} must hold a dict of '
+        raise CheckpointFormatError(f'Pretrained checkpoint {name!r} must hold a dict of '
                          f'tensors, got {type(loaded).__name__}.')
     if 'state_dict' in loaded:
         state_dict = loaded['state_dict']
         if not isinstance(state_dict, Mapping):
-            raise ValueError(
+            raise CheckpointFormatError(
                 f"Pretrained checkpoint {name!r}: 'state_dict' must be a dict "
                 f'of tensors, got {type(state_dict).__name__}.')
     else:
         state_dict = loaded
         if isinstance(loaded.get('model'), Mapping) and not any(
                 isinstance(v, torch.Tensor) for v in loaded.values()):
-            raise ValueError(
+            raise CheckpointFormatError(
                 f"Pretrained checkpoint {name!r} keeps its weights under "
                 "'model', which mmengine's Pretrained init does not unwrap "
                 "(it only unwraps 'state_dict'), so nothing would be loaded. "
@@ -155,7 +157,7 @@ def _select_weights(loaded: Any, name: str,
     }
     if not selected:
         sample = sorted(state_dict)[:5]
-        raise ValueError(
+        raise CheckpointFormatError(
             f'Pretrained checkpoint {name!r} has no key starting with prefix '
             f'{prefix!r} (keys look like {sample}); set init_cfg prefix to '
             'match the file, or None if its keys have no prefix '

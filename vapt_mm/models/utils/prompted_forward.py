@@ -18,6 +18,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from ...utils.user_errors import ConfigTypeError
 from .prompt_kv_attention import (BlockParts, StaticPromptKVCache,
                                   block_with_prompt_kv, prompt_key_values)
 
@@ -78,7 +79,7 @@ def plan_blocks(adapter, neck) -> List[BlockStep]:
         if discarded and neck.fast_path is not False:
             parts = adapter.prompt_kv_parts(block)
             if parts is None and neck.fast_path:
-                raise TypeError(
+                raise ConfigTypeError(
                     f'{type(neck).__name__}(fast_path=True): blocks of type '
                     f'{type(block).__name__} cannot take prompts as keys '
                     'and values only. Use fast_path=None (automatic) or '

@@ -1,5 +1,5 @@
 """Old import paths of moved modules and names: they keep working and warn
-with the new path (vapt_mm.utils.moved_modules)."""
+with the new path (vapt_mm.compat.moved_modules)."""
 import importlib
 import os.path as osp
 import re
@@ -10,8 +10,8 @@ import pytest
 
 import vapt_mm
 import vapt_mm.utils
-from vapt_mm.utils import moved_modules
-from vapt_mm.utils.moved_modules import (MOVED_MODULES, MovedModuleFinder,
+from vapt_mm.compat import moved_modules
+from vapt_mm.compat.moved_modules import (MOVED_MODULES, MovedModuleFinder,
                                          install_moved_module_finder)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
