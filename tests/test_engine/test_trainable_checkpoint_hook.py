@@ -12,7 +12,7 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import MODELS
 
 from vapt_mm.engine.hooks import TrainableCheckpointHook
-from vapt_mm.engine.hooks.frozen_state import frozen_state_dict_keys
+from vapt_mm.models.utils.frozen_state import frozen_state_dict_keys
 from vapt_mm.engine.hooks.trainable_checkpoint_hook import (
     complete_trainable_only_checkpoint, drop_frozen_weights)
 from vapt_mm.models.classifiers import backbone_fingerprint

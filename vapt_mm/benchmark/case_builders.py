@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import to_2tuple
 from mmpretrain.registry import MODELS
 
-from ..user_errors import ConfigError
+from ..utils.user_errors import ConfigError
 from .benchmark_case import BenchmarkCase
 from .method_specs import (FAST_PATH_MODES, MethodSpec, backbone_preset,
                            method_model_cfg)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from ..user_errors import ConfigError
+from ..utils.user_errors import ConfigError
 
 __all__ = [
     'BACKBONE_PRESETS', 'FAST_PATH_MODES', 'MethodSpec', 'parse_method',

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from ..user_errors import ConfigError
+from ..utils.user_errors import ConfigError
 from .case_builders import BARE_LABEL, build_bare_case, build_config_cases, \
     build_method_cases
 from .interleaved_timing import measure_cases_memory, time_interleaved

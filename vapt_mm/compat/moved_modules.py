@@ -64,6 +64,7 @@ MOVED_MODULES: Dict[str, str] = {
     'vapt_mm.models.utils.prompted_forward',
     'vapt_mm.models.necks.adaptive_prompt_modules':
     'vapt_mm.models.necks.vapt_neck',
+    'vapt_mm.engine.hooks.frozen_state': 'vapt_mm.models.utils.frozen_state',
 }
 
 

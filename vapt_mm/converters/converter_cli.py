@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from mmengine.logging import print_log
 
-from ..user_errors import run_tool
+from ..utils.user_errors import run_tool
 from .checkpoint_io import load_torch_checkpoint, save_backbone_state_dict
 from .mmpretrain_vit_layout import check_vit_geometry, describe_vit_geometry
 

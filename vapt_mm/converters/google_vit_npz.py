@@ -15,7 +15,7 @@ from typing import Dict, Mapping
 import numpy as np
 import torch
 
-from ..user_errors import CheckpointFormatError, MissingFileError
+from ..utils.user_errors import CheckpointFormatError, MissingFileError
 from .checkpoint_io import require_source_keys
 from .mmpretrain_vit_layout import check_vit_geometry, mmpretrain_vit_keys
 

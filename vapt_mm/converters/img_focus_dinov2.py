@@ -34,7 +34,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .user_errors import (CheckpointFormatError, MissingFileError,
+from ..utils.user_errors import (CheckpointFormatError, MissingFileError,
                           MissingPackageError)
 
 #: mmpretrain backbone config that matches the converted weights. Add

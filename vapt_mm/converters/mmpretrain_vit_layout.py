@@ -8,7 +8,7 @@ from typing import Dict, List, Mapping
 
 import torch
 
-from ..user_errors import CheckpointFormatError
+from ..utils.user_errors import CheckpointFormatError
 
 __all__ = [
     'LAYER_PARAM_NAMES', 'mmpretrain_vit_keys', 'check_vit_geometry',

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-from ..user_errors import CheckpointFormatError, ConfigError
+from ..utils.user_errors import CheckpointFormatError, ConfigError
 from .checkpoint_io import select_wrapped_state_dict
 from .timm_vit_keys import convert_timm_vit_names
 

@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-from ..user_errors import CheckpointFormatError
+from ..utils.user_errors import CheckpointFormatError
 from .checkpoint_io import select_wrapped_state_dict
 from .timm_vit_keys import convert_timm_vit_names
 

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, Mapping, Tuple
 
 import torch
 
-from ..user_errors import CheckpointFormatError
+from ..utils.user_errors import CheckpointFormatError
 from .checkpoint_io import require_source_keys
 from .mmpretrain_vit_layout import check_vit_geometry, mmpretrain_vit_keys
 

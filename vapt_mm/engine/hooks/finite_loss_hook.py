@@ -11,7 +11,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 from vapt_mm.utils.user_errors import UserError, user_message
-from .frozen_state import unwrap_model
+from ...models.utils.frozen_state import unwrap_model
 
 __all__ = [
     'FiniteLossHook', 'TrainingDivergedError', 'dynamic_fp16_loss_scaler',

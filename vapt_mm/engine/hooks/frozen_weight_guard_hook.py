@@ -8,42 +8,13 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmpretrain.registry import HOOKS
 
-from .frozen_state import unwrap_model
+from ...models.classifiers.backbone_fingerprint import tensor_fingerprint
+from ...models.utils.frozen_state import unwrap_model
 
 __all__ = ['FrozenWeightGuardHook', 'tensor_fingerprint',
            'frozen_parameter_fingerprints']
 
 _NUM_SHOWN = 5
-
-
-def tensor_fingerprint(tensor: torch.Tensor) -> str:
-    """SHA-1 of a tensor's dtype, shape and raw bytes.
-
-    Hashes in place on CPU (a tensor on another device is copied to CPU on
-    its own first); no copy of the model is kept.
-
-    Args:
-        tensor (Tensor): Any dense tensor.
-
-    Returns:
-        str: The hex digest; equal digests mean bit-identical tensors.
-
-    Example:
-        >>> import torch
-        >>> t = torch.zeros(3)
-        >>> tensor_fingerprint(t) == tensor_fingerprint(torch.zeros(3))
-        True
-        >>> tensor_fingerprint(t) == tensor_fingerprint(torch.zeros(3) + 1)
-        False
-    """
-    data = tensor.detach()
-    if data.device.type != 'cpu':
-        data = data.cpu()
-    data = data.contiguous()
-    digest = hashlib.sha1(f'{data.dtype}|{tuple(data.shape)}|'.encode())
-    if data.numel():
-        digest.update(data.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def frozen_parameter_fingerprints(model: nn.Module) -> Dict[str, str]:

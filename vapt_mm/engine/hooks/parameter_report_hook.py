@@ -5,7 +5,7 @@ from mmpretrain.registry import HOOKS
 
 from vapt_mm.utils.parameter_count import (count_parameters,
                                            format_parameter_report)
-from .frozen_state import unwrap_model
+from ...models.utils.frozen_state import unwrap_model
 
 
 @HOOKS.register_module()

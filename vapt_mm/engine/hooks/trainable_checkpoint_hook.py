@@ -11,7 +11,7 @@ from mmpretrain.registry import HOOKS
 # Checkpoints this hook writes are loaded through mmengine's Runner, which
 # needs the weights_only allow-list on torch >= 2.6.
 from ..checkpoint_loading import register_runner_checkpoint_globals
-from .frozen_state import (frozen_state_dict_keys, pretrained_checkpoints,
+from ...models.utils.frozen_state import (frozen_state_dict_keys, pretrained_checkpoints,
                            unwrap_model)
 
 register_runner_checkpoint_globals()

@@ -12,12 +12,41 @@ from typing import Iterable, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
-from ...engine.hooks.frozen_weight_guard_hook import tensor_fingerprint
 
-__all__ = ['backbone_fingerprint', 'FINGERPRINT_SCHEME']
+__all__ = ['backbone_fingerprint', 'tensor_fingerprint', 'FINGERPRINT_SCHEME']
 
 #: Leading part of every fingerprint; a new hashing scheme gets a new name.
 FINGERPRINT_SCHEME = 'sha256-v1'
+
+
+def tensor_fingerprint(tensor: torch.Tensor) -> str:
+    """SHA-1 of a tensor's dtype, shape and raw bytes.
+
+    Hashes in place on CPU (a tensor on another device is copied to CPU on
+    its own first); no copy of the model is kept.
+
+    Args:
+        tensor (Tensor): Any dense tensor.
+
+    Returns:
+        str: The hex digest; equal digests mean bit-identical tensors.
+
+    Example:
+        >>> import torch
+        >>> t = torch.zeros(3)
+        >>> tensor_fingerprint(t) == tensor_fingerprint(torch.zeros(3))
+        True
+        >>> tensor_fingerprint(t) == tensor_fingerprint(torch.zeros(3) + 1)
+        False
+    """
+    data = tensor.detach()
+    if data.device.type != 'cpu':
+        data = data.cpu()
+    data = data.contiguous()
+    digest = hashlib.sha1(f'{data.dtype}|{tuple(data.shape)}|'.encode())
+    if data.numel():
+        digest.update(data.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def backbone_fingerprint(weights: Union[nn.Module, Mapping[str,
@@ -28,7 +57,7 @@ def backbone_fingerprint(weights: Union[nn.Module, Mapping[str,
 
     The SHA-256 over the sorted keys and, per key, the SHA-1 of the
     tensor's dtype, shape and raw bytes
-    (:func:`~vapt_mm.engine.hooks.frozen_weight_guard_hook.tensor_fingerprint`).
+    (:func:`tensor_fingerprint`).
     Devices and key order do not matter; a different value, dtype, shape or
     key set gives a different fingerprint.
 

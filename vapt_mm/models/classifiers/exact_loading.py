@@ -30,9 +30,8 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from ...engine.hooks.frozen_state import (frozen_state_dict_keys,
-                                          pretrained_checkpoints)
 from ...utils.user_errors import CheckpointError, user_message
+from ..utils.frozen_state import frozen_state_dict_keys, pretrained_checkpoints
 from .backbone_fingerprint import backbone_fingerprint
 
 __all__ = [
