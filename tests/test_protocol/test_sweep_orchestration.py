@@ -33,6 +33,12 @@ with open(os.environ['FAKE_CALLS'], 'a') as f:
                             val=opts['val_dataloader.dataset.split'])) + '\n')
 if os.environ.get('FAKE_FAIL_LR') == repr(lr):
     sys.exit('fake failure for lr %r' % lr)
+if os.environ.get('FAKE_DIVERGE_LR') == repr(lr):
+    # what FiniteLossHook leaves behind before tools/train.py exits 1
+    os.makedirs(work_dir, exist_ok=True)
+    with open(os.path.join(work_dir, 'diverged.json'), 'w') as f:
+        json.dump(dict(epoch=1, iter=3, lr=lr, message='diverged'), f)
+    sys.exit(1)
 score = eval(os.environ['FAKE_SCORE'])
 stamp = '20240101_%06d' % len(os.listdir(work_dir) if os.path.isdir(work_dir) else [])
 os.makedirs(os.path.join(work_dir, stamp, 'vis_data'))
@@ -81,6 +87,7 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setenv('FAKE_CALLS', str(calls))
     monkeypatch.setenv('FAKE_SCORE', SCORE)
     monkeypatch.delenv('FAKE_FAIL_LR', raising=False)
+    monkeypatch.delenv('FAKE_DIVERGE_LR', raising=False)
 
     def make(**kwargs):
         return Sweep(str(config), str(tmp_path / 'sweep'),
@@ -132,6 +139,20 @@ def test_grid_then_seeds_with_the_best_pair(fake):
     # everything is scored: a second call starts nothing
     assert fake['make']().run_local()
     assert fake['calls']() == []
+
+
+def test_a_diverged_grid_run_is_a_finished_losing_run(fake, monkeypatch):
+    # The best lr (base 5) diverges: it scores 0 and the next best pair
+    # wins; the sweep completes instead of waiting for a rerun.
+    monkeypatch.setenv('FAKE_DIVERGE_LR', repr(5.0 * 64 / 256))
+    assert fake['make']().run_local()
+    summary = load_summary(fake['root'])
+    assert summary['complete']
+    scores = {(g['base_lr'], g['weight_decay']): g['val_top1']
+              for g in summary['grid']}
+    assert scores[(5.0, 0.001)] == 0.0 and scores[(5.0, 0.01)] == 0.0
+    assert summary['best']['base_lr'] != 5.0
+    assert summary['best']['weight_decay'] == 0.001
 
 
 def test_failed_grid_run_blocks_the_seeds_until_it_succeeds(

@@ -2,6 +2,7 @@
 error and only finite checkpoints; damaged checkpoints are named; --resume
 skips a damaged newest checkpoint."""
 import glob
+import json
 import os.path as osp
 import shutil
 
@@ -97,6 +98,11 @@ def test_lr_1e6_stops_with_an_error_and_no_checkpoint(data, tmp_path):
                        'docs/training.md#diverging-runs')
     # stopped in epoch 1 (8 iterations): nothing diverged was saved
     assert _checkpoints(work_dir) == []
+    # the record the VTAB-1k/FGVC sweep reads (a finished, losing run)
+    with open(osp.join(work_dir, 'diverged.json')) as f:
+        record = json.load(f)
+    assert record['epoch'] == 0 and record['lr'] == '1e+06', record
+    assert 'training diverged' in record['message']
 
 
 def test_late_divergence_keeps_the_last_good_checkpoints(data, tmp_path):

@@ -29,6 +29,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from mmengine.logging import print_log
 
+from vapt_mm.engine.hooks.finite_loss_hook import DIVERGED_FILE
 from vapt_mm.utils.atomic_io import atomic_write
 from vapt_mm.utils.user_errors import ConfigError, ConfigKeyError
 from .runs import RunSpec
@@ -191,6 +192,10 @@ def read_result(run: RunSpec) -> Optional[dict]:
     return stored
 
 
+#: The score of a run whose training diverged.
+DIVERGED_SCORE = 0.0
+
+
 def write_result(run: RunSpec, score: float, source: str,
                  metric: str = DEFAULT_METRIC) -> str:
     """Write the run's ``sweep_result.json`` (its finished marker).
@@ -258,6 +263,13 @@ def run_status(run: RunSpec,
     if stored is not None:
         return RunStatus('done', float(stored['score']),
                          osp.join(run.work_dir, RESULT_FILE))
+    diverged = osp.join(run.work_dir, DIVERGED_FILE)
+    if osp.isfile(diverged):
+        # FiniteLossHook stopped it: a finished run that scores 0 (the
+        # published protocol's NaN runs predict one class; none can win).
+        if record:
+            write_result(run, DIVERGED_SCORE, diverged, metric)
+        return RunStatus('done', DIVERGED_SCORE, diverged)
     final = final_validation_score(run.work_dir, run.max_epochs, metric)
     ckpt = last_checkpoint(run.work_dir)
     ckpt_path = ckpt[0] if ckpt else None

@@ -31,7 +31,8 @@ from .hyperparameters import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
                               DEFAULT_WEIGHT_DECAYS, check_grid_values,
                               check_seeds, format_number, scaled_lr,
                               select_best)
-from .run_state import (DEFAULT_METRIC, EVAL_METRICS_FILE, TRAIN_LOG,
+from .run_state import (DEFAULT_METRIC, DIVERGED_FILE, EVAL_METRICS_FILE,
+                        TRAIN_LOG,
                         RunStatus, run_status)
 from .runs import (FINAL, GRID, SWEEP_CONTROLLED, RunSpec, eval_command,
                    final_run, grid_run, merge_options, run_options,
@@ -457,6 +458,13 @@ class Sweep:
 
         def on_finish(job: Job, code: int) -> Optional[Job]:
             run = runs[job.key]
+            if code != 0 and osp.isfile(osp.join(run.work_dir,
+                                                 DIVERGED_FILE)):
+                status = run_status(run, self.metric)
+                _log(f'{run.name} diverged (FiniteLossHook stopped it): '
+                     f'recorded as finished with score {status.score:.2f}; '
+                     f'see {job.log_file}', logging.WARNING)
+                return None
             if code != 0:
                 failed[run.name] = (f'exit code {code}; see {job.log_file}'
                                     + _tail(job.log_file))

@@ -1,15 +1,18 @@
 """Stop a diverging run before it writes a non-finite checkpoint."""
+import json
 import logging
+import os.path as osp
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
+from vapt_mm.utils.atomic_io import atomic_write
 from vapt_mm.utils.user_errors import UserError, user_message
 from ...models.utils.frozen_state import unwrap_model
 
@@ -20,6 +23,10 @@ __all__ = [
 
 _NUM_SHOWN = 5
 DOCS = 'docs/training.md#diverging-runs'
+
+#: Written into the work directory when a run is stopped; the sweep reads
+#: it (``vapt_mm.protocol.run_state``).
+DIVERGED_FILE = 'diverged.json'
 
 
 class TrainingDivergedError(UserError, RuntimeError):
@@ -346,5 +353,13 @@ class FiniteLossHook(Hook):
         last = runner.message_hub.get_info('last_ckpt')
         if last:
             where += f'; the last checkpoint written is {last}'
-        raise TrainingDivergedError(
-            user_message(what, where=where, fix=self._fix(runner), docs=DOCS))
+        message = user_message(what, where=where, fix=self._fix(runner),
+                               docs=DOCS)
+        if is_main_process():
+            # A record the VTAB-1k/FGVC sweep reads: a grid point whose
+            # learning rate diverges is a finished, losing run.
+            with atomic_write(
+                    osp.join(runner.work_dir, DIVERGED_FILE), 'w') as f:
+                json.dump(dict(epoch=runner.epoch, iter=runner.iter, lr=lr,
+                               message=message), f, indent=2)
+        raise TrainingDivergedError(message)
