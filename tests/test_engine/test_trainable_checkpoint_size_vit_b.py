@@ -44,7 +44,8 @@ def test_trainable_only_checkpoint_is_under_one_percent_for_vit_b16():
     full = _nbytes(checkpoint)
     dropped = drop_frozen_weights(model, checkpoint)
     small = _nbytes(checkpoint)
-    # the trainable parameters and the model's backbone record
+    # The trainable tensors, plus the record of the frozen backbone's
+    # fingerprint and file.
     assert set(checkpoint['state_dict']) == {
         n for n, p in model.named_parameters() if p.requires_grad} | {
             '_extra_state'}
