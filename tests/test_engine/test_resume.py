@@ -14,7 +14,6 @@ def _final_state(runner):
     return {
         key: value.detach().clone()
         for key, value in runner.model.state_dict().items()
-        if isinstance(value, torch.Tensor)  # not the backbone record
     }
 
 

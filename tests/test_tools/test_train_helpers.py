@@ -233,13 +233,13 @@ def read_json_logs(work_dir: str) -> List[dict]:
 
 
 def load_state_dict(checkpoint: str) -> Dict[str, torch.Tensor]:
-    """The tensors of the ``state_dict`` of a checkpoint the tests wrote
+    """The weights in the ``state_dict`` of a checkpoint the tests wrote
     themselves (without the model's backbone record, ``_extra_state``)."""
     # Our own files, written a moment ago: a trusted full load.
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
     return {
         k: v
-        for k, v in ckpt['state_dict'].items() if isinstance(v, torch.Tensor)
+        for k, v in ckpt['state_dict'].items() if k != '_extra_state'
     }
 
 

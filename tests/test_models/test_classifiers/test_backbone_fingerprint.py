@@ -10,6 +10,8 @@ from tiny_models import tiny_backbone, tiny_classifier
 
 import vapt_mm  # noqa: F401
 from vapt_mm.models.classifiers import backbone_fingerprint
+from vapt_mm.models.classifiers.exact_loading import (backbone_record,
+                                                      read_backbone_record)
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +88,7 @@ def test_classifier_records_its_frozen_backbone(backbone):
     cfg = tiny_classifier('vit', 'vapt')
     model = MODELS.build(cfg)
     model.backbone.load_state_dict(backbone.state_dict())
-    record = model.state_dict()['_extra_state']
+    record = read_backbone_record(model.state_dict()['_extra_state'])
     assert record['backbone_fingerprint'] == backbone_fingerprint(backbone)
     assert record['num_frozen_tensors'] == len(backbone.state_dict())
 
@@ -94,5 +96,5 @@ def test_classifier_records_its_frozen_backbone(backbone):
     model = MODELS.build(dict(cfg, frozen_exclude=['^ln1\\.']))
     model.backbone.load_state_dict(backbone.state_dict())
     frozen = [k for k in backbone.state_dict() if not k.startswith('ln1.')]
-    assert model.get_extra_state()['backbone_fingerprint'] == \
+    assert backbone_record(model)['backbone_fingerprint'] == \
         backbone_fingerprint(backbone, keys=frozen)

@@ -17,6 +17,8 @@ from tiny_models import tiny_backbone, tiny_classifier
 import vapt_mm  # noqa: F401
 from vapt_mm.engine.hooks.trainable_checkpoint_hook import drop_frozen_weights
 from vapt_mm.models.classifiers import backbone_fingerprint, checkpoint_source
+from vapt_mm.models.classifiers.exact_loading import (encode_record,
+                                                      read_backbone_record)
 from vapt_mm.utils.user_errors import CheckpointError
 
 NUM_CLASSES = 5
@@ -314,8 +316,25 @@ def test_a_prefixed_classifier_is_completed_too(setup):
 def test_unreadable_or_newer_records_are_refused(setup):
     state = _state_dict(setup['trainable'])
     model = _build(setup['cfg'])
-    with pytest.raises(CheckpointError, match='not readable'):
-        model.load_state_dict(dict(state, _extra_state='sha'))
-    newer = dict(state['_extra_state'], version=99)
+    for garbage in ('sha', torch.zeros(3), torch.tensor([255, 0, 1],
+                                                         dtype=torch.uint8)):
+        with pytest.raises(CheckpointError, match='not readable'):
+            model.load_state_dict(dict(state, _extra_state=garbage))
+    record = read_backbone_record(state['_extra_state'])
+    newer = encode_record(dict(record, version=99))
     with pytest.raises(CheckpointError, match='newer vapt_mm'):
         model.load_state_dict(dict(state, _extra_state=newer))
+
+
+def test_every_state_dict_value_is_a_tensor(setup):
+    # mmengine broadcasts each state-dict value in distributed training and
+    # EMA copies them: the backbone record must be a tensor too
+    state = setup['trained'].state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    record = read_backbone_record(state['_extra_state'])
+    assert record == dict(
+        version=1,
+        backbone_fingerprint=backbone_fingerprint(
+            torch.load(setup['pretrained'])),
+        num_frozen_tensors=len(setup['trained'].backbone.state_dict()),
+        backbone_checkpoint=setup['pretrained'])

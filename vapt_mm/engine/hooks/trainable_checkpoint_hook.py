@@ -87,7 +87,8 @@ def drop_frozen_weights(model: nn.Module,
         dropped_keys=dropped,
         num_dropped_keys=len(dropped),
         pretrained_checkpoints=pretrained_checkpoints(model))
-    fingerprint = _recorded_backbone_fingerprint(state_dict)
+    fingerprint = (_recorded_backbone_fingerprint(state_dict)
+                   if _completes_itself(model) else None)
     if fingerprint is not None:
         meta['backbone_fingerprint'] = fingerprint
     return dropped
@@ -95,10 +96,11 @@ def drop_frozen_weights(model: nn.Module,
 
 def _recorded_backbone_fingerprint(state_dict: dict) -> Optional[str]:
     # PromptedClassifier stores its backbone record as ``_extra_state``.
+    from vapt_mm.models.classifiers.exact_loading import read_backbone_record
     for key, value in state_dict.items():
-        if (_strip_wrapper_prefix(key) == '_extra_state'
-                and isinstance(value, dict)):
-            return value.get('backbone_fingerprint')
+        if _strip_wrapper_prefix(key) == '_extra_state':
+            record = read_backbone_record(value)
+            return (record or {}).get('backbone_fingerprint')
     return None
 
 

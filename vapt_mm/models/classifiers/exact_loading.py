@@ -23,6 +23,7 @@ inside :func:`checkpoint_source`.
 """
 import contextlib
 import contextvars
+import json
 import logging
 from typing import Dict, Iterator, List, Mapping, Optional
 
@@ -35,8 +36,8 @@ from ..utils.frozen_state import frozen_state_dict_keys, pretrained_checkpoints
 from .backbone_fingerprint import backbone_fingerprint
 
 __all__ = [
-    'EXTRA_STATE_KEY', 'RECORD_VERSION', 'backbone_record',
-    'check_backbone_record', 'checkpoint_source', 'frozen_backbone_keys',
+    'EXTRA_STATE_KEY', 'RECORD_VERSION', 'backbone_record', 'encode_record',
+    'read_backbone_record', 'checkpoint_source', 'frozen_backbone_keys',
     'has_exact_loading', 'install_exact_loading'
 ]
 
@@ -125,7 +126,8 @@ def frozen_backbone_keys(model: nn.Module) -> List[str]:
 def backbone_record(model: nn.Module) -> dict:
     """What a checkpoint of ``model`` records about its frozen backbone.
 
-    Stored in the model's state dict (``get_extra_state``), so it travels
+    Stored in the model's state dict as ``_extra_state``
+    (``get_extra_state``, encoded by :func:`encode_record`), so it travels
     with every checkpoint, full or trainable-only.
 
     Args:
@@ -150,30 +152,66 @@ def backbone_record(model: nn.Module) -> dict:
         backbone_checkpoint=pretrained_checkpoints(model).get('backbone'))
 
 
-def check_backbone_record(record: object) -> None:
-    """Refuse a stored backbone record this version cannot read.
+def encode_record(record: Mapping) -> torch.Tensor:
+    """Store a backbone record as a state-dict value.
+
+    A uint8 tensor of its JSON: mmengine treats every state-dict value as a
+    tensor (it broadcasts them in distributed training, EMA copies them), so
+    the record must be one.
 
     Args:
-        record (object): The ``_extra_state`` entry of a state dict; None
-            for checkpoints written before the record existed.
+        record (Mapping): JSON-serialisable, e.g. :func:`backbone_record`.
 
-    Raises:
-        CheckpointError: If it is not such a record.
+    Returns:
+        Tensor: 1-D ``torch.uint8``, the UTF-8 bytes of the JSON.
 
     Example:
-        >>> check_backbone_record(None)
+        >>> read_backbone_record(encode_record(dict(version=1)))
+        {'version': 1}
     """
-    if record is None:
-        return
-    fingerprint = record.get('backbone_fingerprint') if isinstance(
-        record, Mapping) else None
-    version = record.get('version') if isinstance(record, Mapping) else None
+    data = json.dumps(dict(record), sort_keys=True).encode('utf-8')
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def read_backbone_record(stored: object) -> Optional[dict]:
+    """Read the backbone record of a state dict (``_extra_state``).
+
+    Args:
+        stored (object): The ``_extra_state`` value: a tensor written by
+            :func:`encode_record`, a dict, or None for checkpoints written
+            before the record existed.
+
+    Returns:
+        dict | None: The record (see :func:`backbone_record`).
+
+    Raises:
+        CheckpointError: If it is not such a record, or from a newer
+            version.
+
+    Example:
+        >>> read_backbone_record(None) is None
+        True
+    """
+    if stored is None:
+        return None
+    record = None
+    if isinstance(stored, Mapping):
+        record = dict(stored)
+    elif (isinstance(stored, torch.Tensor) and stored.dtype == torch.uint8
+          and stored.dim() == 1):
+        try:
+            record = json.loads(bytes(stored.cpu().tolist()).decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            record = None
+    version = record.get('version') if isinstance(record, dict) else None
+    fingerprint = (record.get('backbone_fingerprint')
+                   if isinstance(record, dict) else None)
     if (not isinstance(version, int)
             or not isinstance(fingerprint, (str, type(None)))):
         raise CheckpointError(
             user_message(
                 'The backbone record of the checkpoint is not readable.',
-                where=_where(f'{EXTRA_STATE_KEY} = {record!r}'[:300]),
+                where=_where(f'{EXTRA_STATE_KEY} = {stored!r}'[:300]),
                 fix='load a checkpoint written by vapt_mm\'s tools/train.py.',
                 docs=DOCS))
     if version > RECORD_VERSION:
@@ -184,6 +222,7 @@ def check_backbone_record(record: object) -> None:
                 f'{RECORD_VERSION}).',
                 where=_where(EXTRA_STATE_KEY),
                 fix='update vapt_mm.'))
+    return record
 
 
 def install_exact_loading(model: nn.Module) -> None:
@@ -191,7 +230,7 @@ def install_exact_loading(model: nn.Module) -> None:
 
     ``model`` needs a ``backbone`` and a bool attribute
     ``allow_other_backbone_weights``, and should return
-    :func:`backbone_record` from ``get_extra_state`` (see
+    ``encode_record(backbone_record(model))`` from ``get_extra_state`` (see
     ``PromptedClassifier``).
 
     Args:
@@ -219,8 +258,7 @@ def has_exact_loading(model: nn.Module) -> bool:
 def _before_load(module: nn.Module, state_dict: Dict[str, object],
                  prefix: str, *args) -> None:
     record_key = prefix + EXTRA_STATE_KEY
-    record = state_dict.get(record_key)
-    check_backbone_record(record)
+    record = read_backbone_record(state_dict.get(record_key))
     # Checkpoints written before the record existed load as they did.
     state_dict.setdefault(record_key, None)
     setattr(module, _PREFIX_ATTR, prefix)

@@ -275,11 +275,12 @@ class PromptedClassifier(ImageClassifier):
 
     # --- the checkpoint's record of the backbone (see exact_loading) ---
 
-    def get_extra_state(self) -> dict:
+    def get_extra_state(self) -> torch.Tensor:
         """The record stored as ``_extra_state`` in every state dict: the
-        fingerprint and file of the frozen backbone weights."""
-        return exact_loading.backbone_record(self)
+        fingerprint and file of the frozen backbone weights (a uint8 tensor
+        of JSON, see ``exact_loading.backbone_record``)."""
+        return exact_loading.encode_record(exact_loading.backbone_record(self))
 
-    def set_extra_state(self, state: Optional[dict]) -> None:
+    def set_extra_state(self, state: Optional[torch.Tensor]) -> None:
         """Check a loaded record; the loading hooks act on it."""
-        exact_loading.check_backbone_record(state)
+        exact_loading.read_backbone_record(state)
