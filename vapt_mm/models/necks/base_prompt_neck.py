@@ -184,8 +184,11 @@ class BasePromptNeck(BaseModule):
         and reused while the prompts and the block's weights are unchanged
         (tracked through the tensors' in-place version counters).
         """
+        # No cache while tracing or exporting: the trace would depend on
+        # the cache's state and freeze its tensors as constants.
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
         cacheable = (fresh and not self.training
-                     and not torch.is_grad_enabled()
+                     and not torch.is_grad_enabled() and not tracing
                      and self.prompts_are_static(index))
         if not cacheable:
             return prompt_key_values(parts, prompts)
