@@ -50,9 +50,11 @@ def _preprocess_metadata(classifier: nn.Module) -> Dict[str, str]:
     for key in ('mean', 'std'):
         value = getattr(preprocessor, key, None)
         if value is not None:
-            meta[key] = str([round(float(v), 6) for v in value.flatten()])
-    if hasattr(preprocessor, '_channel_conversion'):
-        meta['to_rgb'] = str(bool(preprocessor._channel_conversion))
+            # float32 buffers; 7 significant digits give back the config's
+            # numbers (123.675, not 123.675003)
+            meta[key] = str([float(f'{v:.7g}') for v in value.flatten()])
+    if hasattr(preprocessor, 'to_rgb'):  # mmpretrain's ClsDataPreprocessor
+        meta['to_rgb'] = str(bool(preprocessor.to_rgb))
     return meta
 
 

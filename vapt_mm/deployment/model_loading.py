@@ -163,7 +163,12 @@ def build_classifier(config: Union[str, Config],
 
     cfg = config if isinstance(config, Config) else load_config(
         config, cfg_options)
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        # as mmengine's Runner does: a top-level data_preprocessor fills in
+        # the model's
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if weights is None:
         model.init_weights()
     else:
