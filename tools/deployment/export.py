@@ -34,6 +34,15 @@ from vapt_mm.deployment import (EXPORT_FORMATS, ONNX_EXPORTERS,
 from vapt_mm.utils.user_errors import run_tool
 
 
+def set_log_level(verbose: bool) -> None:
+    """mmengine's INFO logs (init_weights reports) only with ``--verbose``."""
+    level = 'INFO' if verbose else 'WARNING'
+    if MMLogger.check_instance_created('vapt_mm.export'):
+        MMLogger.get_instance('vapt_mm.export').setLevel(level)
+    else:
+        MMLogger.get_instance('vapt_mm.export', log_level=level)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -138,8 +147,7 @@ def main(argv: Optional[List[str]] = None) -> ExportResult:
         ...       '--dynamic-batch', '--out', 'm.onnx'])  # doctest: +SKIP
     """
     args = parse_args(argv)
-    MMLogger.get_instance(
-        'vapt_mm.export', log_level='INFO' if args.verbose else 'WARNING')
+    set_log_level(args.verbose)
     model = build_classifier(args.config, args.weights, args.cfg_options)
     result = export_model(
         model,

@@ -33,6 +33,15 @@ from vapt_mm.utils.user_errors import (ConfigError, DataError, run_tool,
                                        user_message)
 
 
+def set_log_level(verbose: bool) -> None:
+    """mmengine's INFO logs (init_weights reports) only with ``--verbose``."""
+    level = 'INFO' if verbose else 'WARNING'
+    if MMLogger.check_instance_created('vapt_mm.vis_cam'):
+        MMLogger.get_instance('vapt_mm.vis_cam').setLevel(level)
+    else:
+        MMLogger.get_instance('vapt_mm.vis_cam', log_level=level)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -194,8 +203,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         ... # doctest: +SKIP
     """
     args = parse_args(argv)
-    MMLogger.get_instance(
-        'vapt_mm.vis_cam', log_level='INFO' if args.verbose else 'WARNING')
+    set_log_level(args.verbose)
     cfg = load_config(args.config, args.cfg_options)
     model = build_classifier(cfg, args.weights)
     cam = PromptedViTCAM(model, args.method, args.target_layer)

@@ -75,7 +75,9 @@ def export_model(classifier: nn.Module,
     bytes (onnxruntime for ONNX, ``torch.export.load`` or
     ``torch.jit.load``), run on random images and compared with the PyTorch
     model; only when the largest absolute difference of the logits is at
-    most ``tolerance`` are the bytes written to ``path`` (atomically). The exported graph is
+    most ``tolerance`` are the bytes written to ``path`` (atomically).
+
+    The exported graph is
     :class:`~vapt_mm.deployment.inference_graph.ImageClassifierLogits`: the
     classifier's ``'tensor'`` mode (logits, no softmax) on normalised images
     at the backbone's image size.

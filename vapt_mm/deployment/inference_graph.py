@@ -25,7 +25,8 @@ class ImageClassifierLogits(nn.Module):
     the graph, as in mmpretrain's own deployment.
 
     The wrapper keeps the classifier in eval mode (also when asked for
-    ``train()``) and leaves everything else as the config built it (the prompt necks' fast path is on by default).
+    ``train()``) and leaves everything else as the config built it (the
+    prompt necks' fast path is on by default).
 
     Args:
         classifier (nn.Module): An mmpretrain ``ImageClassifier`` (for
