@@ -75,9 +75,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--batch-size',
         type=int,
-        default=1,
-        help='the fixed batch size without --dynamic-batch (default: '
-        '%(default)s)')
+        help='the fixed batch size without --dynamic-batch (default: 1)')
     parser.add_argument(
         '--tolerance',
         type=float,
@@ -107,7 +105,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--debug',
         action='store_true',
         help='show tracebacks of expected errors')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dynamic_batch and args.batch_size is not None:
+        parser.error('--batch-size fixes the batch size; leave it out with '
+                     '--dynamic-batch')
+    if args.batch_size is None:
+        args.batch_size = 1
+    return args
 
 
 def format_result(result: ExportResult, tolerance: float) -> str:
