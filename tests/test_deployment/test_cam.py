@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from tiny_models import image_size, tiny_classifier
+from tiny_models import (image_size, tiny_backbone, tiny_classifier,
+                         tiny_head)
 
 import vapt_mm  # noqa: F401
 from vapt_mm.deployment import (PromptedViTCAM, TokenGridReshape,
@@ -159,3 +160,8 @@ def test_bad_target_layer_and_method_are_refused():
     with pytest.raises(ConfigError, match='tokens, expected'):
         cam(torch.randn(1, 3, 32, 32))
     assert model.neck.fast_path is None  # restored after the error
+    plain = MODELS.build(
+        dict(type='ImageClassifier', backbone=tiny_backbone('vit'),
+             head=tiny_head('vit')))
+    with pytest.raises(ConfigError, match='not a PromptedClassifier'):
+        PromptedViTCAM(plain, target_layer='backbone.layers.2.ln1')

@@ -121,6 +121,18 @@ class TokenGridReshape:
                                dims).permute(0, 3, 1, 2)
 
 
+def _backbone_adapter(model: nn.Module):
+    adapter = getattr(model, 'backbone_adapter', None)
+    if adapter is None:
+        raise ConfigError(
+            user_message(
+                f'{type(model).__name__} is not a PromptedClassifier',
+                where='model.type',
+                fix="use model.type='PromptedClassifier' (neck=None for a "
+                'plain linear probe)'))
+    return adapter
+
+
 def default_cam_target_layer(model: nn.Module) -> str:
     """Name of the default target layer: the last block's first norm.
 
@@ -139,14 +151,7 @@ def default_cam_target_layer(model: nn.Module) -> str:
         >>> default_cam_target_layer(model)  # doctest: +SKIP
         'backbone.layers.11.ln1'
     """
-    adapter = getattr(model, 'backbone_adapter', None)
-    if adapter is None:
-        raise ConfigError(
-            user_message(
-                f'{type(model).__name__} is not a PromptedClassifier',
-                where='model.type',
-                fix="use model.type='PromptedClassifier' (neck=None for a "
-                'plain linear probe), or pass the target layer by name'))
+    adapter = _backbone_adapter(model)
     blocks = list(adapter.blocks)
     last = blocks[-1]
     parts = adapter.prompt_kv_parts(last)
@@ -213,6 +218,7 @@ class PromptedViTCAM:
                     where='--method',
                     fix=f'use one of {", ".join(CAM_METHODS)}'))
         self.cam_class = getattr(_grad_cam(), CAM_METHODS[method])
+        adapter = _backbone_adapter(model)
         self.model = model
         self.method = method
         self.target_layer_name = (target_layer or
@@ -226,7 +232,6 @@ class PromptedViTCAM:
                     fix='pass a name from model.named_modules(), e.g. '
                     f'{default_cam_target_layer(model)!r}'))
         self.target_layer = modules[self.target_layer_name]
-        adapter = model.backbone_adapter
         neck = getattr(model, 'neck', None)
         self.num_prefix_tokens = adapter.num_prefix_tokens
         self.num_prompts = getattr(neck, 'num_tokens', 0) if neck else 0
