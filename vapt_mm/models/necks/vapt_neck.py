@@ -95,8 +95,11 @@ class AdaptivePromptGenerator(nn.Module):
                 num_prefix_tokens: int) -> torch.Tensor:
         """``(B, c + N, d)`` prompt-free tokens -> ``(B, p, d)``."""
         patches = self.norm(tokens)[:, num_prefix_tokens:]
-        batch, _, dims = patches.shape
-        feature_map = patches.transpose(1, 2).reshape(batch, dims,
+        # The width comes from the module, not from ``patches.shape``: a
+        # shape read from the input is symbolic under ONNX export with a
+        # dynamic batch, and the convolution kernel needs a static shape.
+        dims = self.norm.normalized_shape[0]
+        feature_map = patches.transpose(1, 2).reshape(-1, dims,
                                                       *self.patch_grid)
         weight = self.kernel.expand(dims, 1, -1, -1).to(feature_map.dtype)
         feature_map = F.conv2d(
