@@ -1,3 +1,4 @@
+from .multi_task_classifier import MultiTaskPromptedClassifier
 from .prompted_classifier import PromptedClassifier
 
-__all__ = ['PromptedClassifier']
+__all__ = ['PromptedClassifier', 'MultiTaskPromptedClassifier']
