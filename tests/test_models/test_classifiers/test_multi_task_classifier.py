@@ -128,6 +128,20 @@ def test_other_backbone_families(family, fast_path):
                                mixed_order(list(singles), 8))
 
 
+def test_backbone_features_in_input_order():
+    singles = single_task_models('vit', MIXES['all-necks'])
+    multi = MultiTaskPromptedClassifier.from_classifiers(singles)
+    images = torch.rand(7, 3, 32, 32)
+    tasks = mixed_order(list(singles), 7)
+    with torch.no_grad():
+        feats = multi.extract_feat(images, tasks)
+        for i, task in enumerate(tasks):
+            alone = singles[task].extract_feat(images[i:i + 1],
+                                               stage='backbone')
+            torch.testing.assert_close(feats[0][i:i + 1], alone[0],
+                                       atol=1e-5, rtol=0)
+
+
 def test_fast_path_plan_of_mixed_batches():
     singles = single_task_models('vit', MIXES['all-necks'])
     adapter = next(iter(singles.values())).backbone_adapter
@@ -198,7 +212,8 @@ def test_tasks_added_and_removed_without_touching_the_backbone():
     with pytest.raises(ConfigError, match=r"Unknown task\(s\) \['b'\]"):
         multi(images[:1], tasks=['b'])
     assert multi.backbone is backbone
-    assert pointers == {n: p.data_ptr() for n, p in backbone.named_parameters()}
+    assert pointers == {
+        n: p.data_ptr() for n, p in backbone.named_parameters()}
     assert not any(p.requires_grad for p in backbone.parameters())
 
 
@@ -277,6 +292,20 @@ def test_other_preprocessing_is_refused():
             dict(a=singles['a'], other=other))
 
 
+def test_tasks_with_their_own_backbone_parameters_are_refused():
+    singles = single_task_models('vit', MIXES['vapt'])
+    tuned_norm = PromptedClassifier(
+        backbone=tiny_backbone('vit'),
+        neck=dict(type='VPTNeck', num_tokens=2),
+        head=tiny_head('vit'), frozen_exclude=[r'^ln1\.'])
+    tuned_norm.backbone.load_state_dict(singles['a'].backbone.state_dict())
+    with pytest.raises(ConfigError, match=r"Task 'ln' trained backbone "
+                       r"parameters.*\n.*\['ln1.weight', 'ln1.bias'\]"):
+        MultiTaskPromptedClassifier.from_classifiers(
+            dict(a=singles['a'], ln=tuned_norm))
+    assert tuned_norm.backbone.ln1.weight.requires_grad  # left as it was
+
+
 def test_bad_task_requests_are_refused():
     singles = single_task_models('vit', MIXES['vpt-deep-lengths'])
     multi = MultiTaskPromptedClassifier.from_classifiers(singles)
@@ -288,6 +317,10 @@ def test_bad_task_requests_are_refused():
     with pytest.raises(ConfigError, match=r'Data samples \[1\] name no task'):
         multi.predict(images, [DataSample(metainfo=dict(task='a')),
                                DataSample()])
+    with pytest.raises(ConfigError, match='name different tasks'):
+        multi.predict(images, [DataSample(metainfo=dict(task='a')),
+                               DataSample(metainfo=dict(task='a'))],
+                      tasks=['a', 'b'])
     with pytest.raises(ConfigError, match="no training mode='loss'"):
         multi(images, [DataSample().set_gt_label(0)] * 2, mode='loss')
     with pytest.raises(ConfigError, match="Task 'a' exists already"):

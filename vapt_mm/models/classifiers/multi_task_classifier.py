@@ -22,11 +22,11 @@ _TASK_NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
 TaskSpec = Union[str, Sequence[str]]
 
 
-def _select(feats, indices: torch.Tensor):
-    """The rows ``indices`` of (nested tuples of) feature tensors."""
+def _select(feats, rows: Union[slice, torch.Tensor]):
+    """The rows ``rows`` of (nested tuples of) feature tensors."""
     if isinstance(feats, torch.Tensor):
-        return feats[indices]
-    return type(feats)(_select(f, indices) for f in feats)
+        return feats[rows]
+    return type(feats)(_select(f, rows) for f in feats)
 
 
 def _preprocessing(module: nn.Module) -> dict:
@@ -178,11 +178,15 @@ class MultiTaskPromptedClassifier(BaseClassifier):
         Raises:
             CheckpointError: A classifier's backbone weights differ.
             ConfigError: Adapter options or preprocessing differ, or a
-                classifier has no prompt neck.
+                classifier has no prompt neck or trained backbone
+                parameters of its own (``frozen_exclude``,
+                ``freeze_backbone=False``).
         """
         if not classifiers:
             raise ConfigError('from_classifiers needs at least one task.')
         names = list(classifiers)
+        for name in names:  # before the shared backbone is frozen again
+            cls._check_servable(name, classifiers[name])
         first = classifiers[names[0]]
         model = cls(
             backbone=first.backbone,
@@ -192,14 +196,27 @@ class MultiTaskPromptedClassifier(BaseClassifier):
         for name in names:
             classifier = classifiers[name]
             model._check_same_backbone(name, classifier)
-            if getattr(classifier, 'neck', None) is None:
-                raise ConfigError(
-                    user_message(
-                        f'Task {name!r} has no prompt neck: a multi-task '
-                        'model serves prompt-tuned tasks.',
-                        fix='give the classifier a VPTNeck or VAPTNeck.'))
             model.add_task(name, classifier.neck, classifier.head)
         return model.train(first.training)
+
+    @staticmethod
+    def _check_servable(name: str, classifier: nn.Module) -> None:
+        trained = [n for n, p in classifier.backbone.named_parameters()
+                   if p.requires_grad]
+        if trained or not getattr(classifier, 'freeze_backbone', True):
+            raise ConfigError(
+                user_message(
+                    f'Task {name!r} trained backbone parameters of its own, '
+                    'which a shared frozen backbone cannot serve.',
+                    where=f'trainable backbone parameters: {trained[:5]}',
+                    fix='serve it with its own PromptedClassifier, or '
+                    'retrain it with a fully frozen backbone.'))
+        if getattr(classifier, 'neck', None) is None:
+            raise ConfigError(
+                user_message(
+                    f'Task {name!r} has no prompt neck: a multi-task model '
+                    'serves prompt-tuned tasks.',
+                    fix='give the classifier a VPTNeck or VAPTNeck.'))
 
     @staticmethod
     def _adapter_options(adapter) -> dict:
@@ -382,6 +399,17 @@ class MultiTaskPromptedClassifier(BaseClassifier):
         elif isinstance(tasks, str):
             tasks = [tasks] * batch_size
         tasks = list(tasks)
+        if data_samples is not None:
+            clash = [(i, t, s.get('task'))
+                     for i, (t, s) in enumerate(zip(tasks, data_samples))
+                     if s.get('task') not in (None, t)]
+            if clash:
+                raise ConfigError(
+                    user_message(
+                        'tasks= and the data samples name different tasks.',
+                        where='(sample, tasks=, data sample task): '
+                        f'{clash[:5]}',
+                        fix='name each sample\'s task in one place.'))
         if len(tasks) != batch_size:
             raise ConfigError(
                 user_message(
@@ -391,16 +419,13 @@ class MultiTaskPromptedClassifier(BaseClassifier):
         self._check_known(tasks)
         return tasks
 
-    def _groups(self, tasks: Sequence[str],
-                device: torch.device) -> Dict[str, TaskGroup]:
+    def _grouped(self, names: Sequence[str]) -> Dict[str, List[int]]:
+        """Task -> positions of its samples, tasks in the model's order."""
         positions: Dict[str, List[int]] = {}
-        for position, name in enumerate(tasks):
+        for position, name in enumerate(names):
             positions.setdefault(name, []).append(position)
         return {
-            name: TaskGroup(
-                self.necks[name],
-                torch.tensor(positions[name], dtype=torch.long,
-                             device=device))
+            name: positions[name]
             for name in self.task_names if name in positions
         }
 
@@ -418,9 +443,25 @@ class MultiTaskPromptedClassifier(BaseClassifier):
             tuple: The backbone's outputs for the whole batch.
         """
         names = self.resolve_tasks(inputs.shape[0], tasks)
-        groups = self._groups(names, inputs.device)
-        return run_backbone_multi_task(self.backbone_adapter, inputs,
-                                       list(groups.values()))
+        order = [i for positions in self._grouped(names).values()
+                 for i in positions]
+        feats = self._grouped_feats(inputs, names)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return _select(feats, inverse.to(inputs.device))
+
+    def _grouped_feats(self, inputs: torch.Tensor,
+                       names: Sequence[str]) -> tuple:
+        """Backbone features of the batch sorted by task (model order)."""
+        grouped = self._grouped(names)
+        order = [i for positions in grouped.values() for i in positions]
+        if order != list(range(len(order))):
+            inputs = inputs[torch.tensor(order, device=inputs.device)]
+        groups = [
+            TaskGroup(self.necks[name], len(positions))
+            for name, positions in grouped.items()
+        ]
+        return run_backbone_multi_task(self.backbone_adapter, inputs, groups)
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -455,18 +496,19 @@ class MultiTaskPromptedClassifier(BaseClassifier):
                           '"predict".')
 
     def _per_task(self, inputs: torch.Tensor, names: Sequence[str]):
-        groups = self._groups(names, inputs.device)
-        feats = run_backbone_multi_task(self.backbone_adapter, inputs,
-                                        list(groups.values()))
-        for name, group in groups.items():
-            yield name, group.indices, _select(feats, group.indices)
+        """(task, sample positions, the task's features) per task."""
+        feats = self._grouped_feats(inputs, names)
+        start = 0
+        for name, positions in self._grouped(names).items():
+            rows = slice(start, start + len(positions))
+            start += len(positions)
+            yield name, positions, _select(feats, rows)
 
     def _logits(self, inputs: torch.Tensor,
                 names: Sequence[str]) -> List[torch.Tensor]:
         logits: List[Optional[torch.Tensor]] = [None] * len(names)
-        for name, indices, feats in self._per_task(inputs, names):
-            for position, row in zip(indices.tolist(),
-                                     self.heads[name](feats)):
+        for name, positions, feats in self._per_task(inputs, names):
+            for position, row in zip(positions, self.heads[name](feats)):
                 logits[position] = row
         return logits
 
@@ -498,12 +540,12 @@ class MultiTaskPromptedClassifier(BaseClassifier):
             data_samples, tasks = None, data_samples
         names = self.resolve_tasks(inputs.shape[0], tasks, data_samples)
         results: List[Optional[DataSample]] = [None] * len(names)
-        for name, indices, feats in self._per_task(inputs, names):
+        for name, positions, feats in self._per_task(inputs, names):
             samples = None
             if data_samples is not None:
-                samples = [data_samples[i] for i in indices.tolist()]
+                samples = [data_samples[i] for i in positions]
             predicted = self.heads[name].predict(feats, samples)
-            for position, sample in zip(indices.tolist(), predicted):
+            for position, sample in zip(positions, predicted):
                 if sample.get('task') is None:
                     sample.set_metainfo(dict(task=name))
                 results[position] = sample

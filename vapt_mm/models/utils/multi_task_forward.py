@@ -16,6 +16,11 @@ its task's single-task model gives them, on the plain path (shallow prompts
 flowing from block to block) and on the fast path (prompts as keys and
 values only) alike. With one ``p`` for the whole batch no mask is used.
 
+The batch comes grouped by task (the samples of the first task, then those
+of the second, ...), so each task's samples are one contiguous slice of
+every tensor and no block needs a gather; the classifier sorts its batch
+once before the backbone.
+
 Per block, each task gets fresh prompts where its neck says so
 (``replaces_prompts``): static ones from its parameters, VAPT's adaptive
 ones from its own samples' tokens; other tasks' prompts flow on. The block
@@ -43,15 +48,15 @@ __all__ = [
 
 
 class TaskGroup(NamedTuple):
-    """The samples of one task in a mixed batch.
+    """The samples of one task in a batch grouped by task.
 
     Args:
         neck (BasePromptNeck): The task's prompt neck.
-        indices (Tensor): Positions of the task's samples in the batch
-            (int64, on the batch's device).
+        size (int): How many consecutive samples of the batch belong to the
+            task.
     """
     neck: nn.Module
-    indices: torch.Tensor
+    size: int
 
 
 class MixedBlockStep(NamedTuple):
@@ -181,27 +186,29 @@ def _masked_plain_step(block: nn.Module, step: MixedBlockStep,
 def _assemble_slots(groups: Sequence[TaskGroup], fresh: Sequence[bool],
                     old: Optional[torch.Tensor], tokens: torch.Tensor,
                     index: int, hw: tuple, num_prefix_tokens: int,
-                    num_slots: int, inverse: Optional[torch.Tensor]
-                    ) -> torch.Tensor:
+                    num_slots: int) -> torch.Tensor:
     """The ``(B, P, d)`` slot contents before block ``index``: fresh
     prompts of the tasks that get them (zero-padded to P), the flowing
     slots (or zeros) of the others."""
     pieces = []
+    start = 0
     for group, is_fresh in zip(groups, fresh):
+        rows = slice(start, start + group.size)
+        start += group.size
         if is_fresh:
-            prompts = group.neck.get_prompts(index, tokens[group.indices], hw,
+            prompts = group.neck.get_prompts(index, tokens[rows], hw,
                                              num_prefix_tokens)
             prompts = prompts.to(tokens.dtype)
-            pieces.append(
-                F.pad(prompts, (0, 0, 0, num_slots - prompts.shape[1])))
+            if prompts.shape[1] < num_slots:
+                prompts = F.pad(prompts,
+                                (0, 0, 0, num_slots - prompts.shape[1]))
+            pieces.append(prompts)
         elif old is not None:
-            pieces.append(old[group.indices])
+            pieces.append(old[rows])
         else:
             pieces.append(
-                tokens.new_zeros(len(group.indices), num_slots,
-                                 tokens.shape[-1]))
-    slots = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-    return slots if inverse is None else slots[inverse]
+                tokens.new_zeros(group.size, num_slots, tokens.shape[-1]))
+    return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def run_backbone_multi_task(adapter, inputs: torch.Tensor,
@@ -210,9 +217,10 @@ def run_backbone_multi_task(adapter, inputs: torch.Tensor,
 
     Args:
         adapter (BackboneAdapter): Adapter bound to the shared backbone.
-        inputs (Tensor): Images ``(B, 3, H, W)``.
-        groups (Sequence[TaskGroup]): The tasks present; their ``indices``
-            partition ``range(B)``.
+        inputs (Tensor): Images ``(B, 3, H, W)``, grouped by task: the
+            first ``groups[0].size`` belong to the first task, and so on.
+        groups (Sequence[TaskGroup]): The tasks present, in batch order;
+            their sizes add up to B.
 
     Returns:
         tuple: One formatted output per ``out_indices`` element, for the
@@ -236,25 +244,20 @@ def run_backbone_multi_task(adapter, inputs: torch.Tensor,
         ...     _ = module.eval()
         >>> images = torch.rand(3, 3, 32, 32)
         >>> feats = run_backbone_multi_task(
-        ...     adapter, images, [TaskGroup(shallow, torch.tensor([0, 2])),
-        ...                       TaskGroup(vapt, torch.tensor([1]))])
-        >>> alone = run_backbone(adapter, images[1:2], vapt)
-        >>> torch.allclose(feats[0][1], alone[0][0], atol=1e-5)
+        ...     adapter, images, [TaskGroup(shallow, 2), TaskGroup(vapt, 1)])
+        >>> alone = run_backbone(adapter, images[2:], vapt)
+        >>> torch.allclose(feats[0][2], alone[0][0], atol=1e-5)
         True
     """
     if not groups:
         raise ValueError('run_backbone_multi_task needs at least one task.')
     x, hw = adapter.embed(inputs)
     batch = x.shape[0]
-    order = torch.cat([group.indices for group in groups])
-    if order.numel() != batch or not torch.equal(
-            order.sort().values, torch.arange(batch, device=order.device)):
+    sizes = [group.size for group in groups]
+    if sum(sizes) != batch or min(sizes) < 1:
         raise ValueError(
-            'run_backbone_multi_task: the task groups must partition the '
-            f'batch of {batch} samples, got indices {order.tolist()}.')
-    inverse = None
-    if not torch.equal(order, torch.arange(batch, device=order.device)):
-        inverse = torch.argsort(order)
+            'run_backbone_multi_task: the task groups must split the batch '
+            f'of {batch} samples into non-empty runs, got sizes {sizes}.')
     for group in groups:
         group.neck.check_input(hw)
     steps = plan_mixed_blocks(adapter, [group.neck for group in groups])
@@ -264,6 +267,7 @@ def run_backbone_multi_task(adapter, inputs: torch.Tensor,
     # valid[s, j]: slot j holds a real prompt of sample s's task.
     valid = torch.zeros(batch, width, dtype=torch.bool, device=x.device)
     num_slots = 0  # slots currently in ``x`` (0 or P)
+    mask = None  # hides the padded slots; changes only with ``valid``
     outs = []
     for index, (block, step) in enumerate(zip(adapter.blocks, steps)):
         slots = None
@@ -272,12 +276,14 @@ def run_backbone_multi_task(adapter, inputs: torch.Tensor,
             x = remove_prompts(x, prefix, num_slots)
             num_slots = 0
             slots = _assemble_slots(groups, step.fresh, old, x, index, hw,
-                                    prefix, width, inverse)
+                                    prefix, width)
+            start = 0
             for group, is_fresh in zip(groups, step.fresh):
                 if is_fresh:
-                    valid[group.indices] = (torch.arange(
+                    valid[start:start + group.size] = (torch.arange(
                         width, device=x.device) < group.neck.num_tokens)
-        mask = slot_key_mask(valid, prefix, num_patches, x.dtype)
+                start += group.size
+            mask = slot_key_mask(valid, prefix, num_patches, x.dtype)
         if step.fast_parts is not None:
             if slots is None:  # prompts flowing into this block
                 slots = x[:, prefix:prefix + num_slots]
