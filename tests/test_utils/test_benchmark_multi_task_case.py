@@ -53,9 +53,12 @@ def test_memory_grows_by_the_tasks_only():
             (backbone_bytes + sum(task_bytes[:count])) / mib)
         assert row['infer_peak_mib'] > 0
     assert set(result['budgets']) == {
-        'mixed_vs_single_max', 'mixed_vs_single_budget',
-        'mixed_vs_sequential', 'met'
+        'mixed_vs_single_budget', 'mixed_vs_single_max', 'mixed_vs_sequential',
+        'met', 'mixed_vs_single_max_cpu', 'mixed_vs_sequential_cpu', 'met_cpu'
     }
+    for row in result['speed_rows']:
+        assert len(row['times_s']) == len(row['cpu_times_s']) == 1
+        assert row['cpu_s'] > 0 and row['step_s'] > 0
     assert '| tasks T | params MiB' in result['table']
 
 
