@@ -8,7 +8,7 @@ from .vpt_neck import VPTNeck
 # run_backbone and remove_prompts live in vapt_mm.models.utils; they are
 # re-exported here because vapt_mm.models.necks exported them first.
 __all__ = [
-    'BasePromptNeck', 'build_prompt_neck', 'vpt_uniform_bound', 'run_backbone', 'remove_prompts',
-    'StaticPrompts', 'VPTNeck', 'VAPTNeck', 'AdaptivePromptGenerator',
+    'BasePromptNeck', 'build_prompt_neck', 'vpt_uniform_bound',
+    'run_backbone', 'remove_prompts', 'StaticPrompts', 'VPTNeck', 'VAPTNeck', 'AdaptivePromptGenerator',
     'FeatureProjector'
 ]
