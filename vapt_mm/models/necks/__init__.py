@@ -9,6 +9,6 @@ from .vpt_neck import VPTNeck
 # re-exported here because vapt_mm.models.necks exported them first.
 __all__ = [
     'BasePromptNeck', 'build_prompt_neck', 'vpt_uniform_bound',
-    'run_backbone', 'remove_prompts', 'StaticPrompts', 'VPTNeck', 'VAPTNeck', 'AdaptivePromptGenerator',
-    'FeatureProjector'
+    'run_backbone', 'remove_prompts', 'StaticPrompts', 'VPTNeck', 'VAPTNeck',
+    'AdaptivePromptGenerator', 'FeatureProjector'
 ]
