@@ -19,6 +19,13 @@ Example:
             --methods linear full vpt-shallow:10 vpt-deep:100 vapt:10 \\
             --backbone vit-b16 --threads 2 --batch-size 8 --repeats 5
 
+    Multi-task: T tasks on one backbone, a mixed batch of B images against
+    single-task batches and the T single-task models run one by one
+    (inference only), plus the memory table for T = 1, 8, 32::
+
+        python tools/analysis/benchmark.py --multi-task 8 \\
+            --methods vpt-deep:10 vapt:10 --batch-size 32 --threads 2
+
     Config files (the bare row uses the first config's backbone)::
 
         python tools/analysis/benchmark.py \\
@@ -40,6 +47,8 @@ from mmengine.config import DictAction  # noqa: E402
 from vapt_mm.benchmark import (BACKBONE_PRESETS,  # noqa: E402
                                DEFAULT_METHODS, FAST_PATH_MODES,
                                run_benchmark)
+from vapt_mm.benchmark.multi_task_case import \
+    run_multi_task_benchmark  # noqa: E402
 from vapt_mm.utils.user_errors import run_tool  # noqa: E402
 
 
@@ -126,6 +135,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='work_dirs/benchmark/benchmark.json',
         help='JSON file to write')
     parser.add_argument(
+        '--multi-task',
+        type=int,
+        metavar='T',
+        help='benchmark T prompted tasks sharing one backbone instead: a '
+        'mixed batch of --batch-size images (tasks cycle through --methods, '
+        'default vpt-deep:10 vapt:10) against single-task models')
+    parser.add_argument(
+        '--task-counts',
+        type=int,
+        nargs='+',
+        default=[1, 8, 32],
+        help='with --multi-task: task counts of the memory table')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -138,6 +160,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.configs and args.methods:
         parser.error('give config files or --methods, not both')
+    if args.multi_task is not None and args.configs:
+        parser.error('--multi-task takes --methods, not config files')
     return args
 
 
@@ -153,6 +177,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(['python', 'tools/analysis/benchmark.py', *argv])
+    if args.multi_task is not None:
+        result = run_multi_task_benchmark(
+            methods=args.methods or ('vpt-deep:10', 'vapt:10'),
+            num_tasks=args.multi_task, batch_size=args.batch_size,
+            task_counts=args.task_counts, backbone=args.backbone,
+            num_classes=args.num_classes, fast_path=args.fast_path,
+            device=args.device, threads=args.threads, warmup=args.warmup,
+            repeats=args.repeats, memory=not args.no_memory, seed=args.seed,
+            out=args.out, command=command)
+        print(result['table'])
+        return result
     result = run_benchmark(
         methods=args.methods,
         configs=args.configs,

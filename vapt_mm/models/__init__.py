@@ -1,5 +1,8 @@
 from . import backbones, classifiers, necks  # noqa: F401
-from .classifiers import PromptedClassifier
+from .classifiers import MultiTaskPromptedClassifier, PromptedClassifier
 from .necks import BasePromptNeck, VAPTNeck, VPTNeck
 
-__all__ = ['PromptedClassifier', 'BasePromptNeck', 'VPTNeck', 'VAPTNeck']
+__all__ = [
+    'PromptedClassifier', 'MultiTaskPromptedClassifier', 'BasePromptNeck',
+    'VPTNeck', 'VAPTNeck'
+]

@@ -8,11 +8,11 @@ from mmengine.logging import print_log
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
-from ...utils.user_errors import ConfigError, ConfigTypeError
+from ...utils.user_errors import ConfigError
 from ..utils import check_pretrained_checkpoint
 from . import exact_loading
 from ..backbones import build_backbone_adapter
-from ..necks import BasePromptNeck
+from ..necks import build_prompt_neck
 from ..utils.prompt_kv_attention import StaticPromptKVCache
 from ..utils.prompted_forward import run_backbone
 
@@ -147,41 +147,8 @@ class PromptedClassifier(ImageClassifier):
                                        nn.Module]]) -> Optional[nn.Module]:
         if neck is None:
             return None
-        geometry = self.backbone_adapter.geometry()
-        neck_type = neck.get('type') if isinstance(neck, dict) else type(neck)
-        if isinstance(neck_type, str):
-            neck_type = MODELS.get(neck_type)
-        if not (isinstance(neck_type, type)
-                and issubclass(neck_type, BasePromptNeck)):
-            name = getattr(neck_type, '__name__', neck_type)
-            raise ConfigTypeError(
-                'PromptedClassifier needs a prompt neck (VPTNeck, VAPTNeck '
-                f'or another BasePromptNeck), got {name!r}. For a plain '
-                'neck use ImageClassifier.')
-        if isinstance(neck, dict):
-            neck = MODELS.build(neck, default_args=geometry)
-        built_for = dict(
-            embed_dims=neck.embed_dims,
-            num_layers=neck.num_layers,
-            patch_size=tuple(neck.patch_size),
-            patch_grid=tuple(neck.patch_grid),
-            num_prefix_tokens=neck.num_prefix_tokens)
-        if neck.num_prefix_tokens is None:  # a neck built without it
-            neck.num_prefix_tokens = geometry['num_prefix_tokens']
-            built_for['num_prefix_tokens'] = neck.num_prefix_tokens
-        mismatch = {
-            key: (value, geometry[key])
-            for key, value in built_for.items() if value != geometry[key]
-        }
-        if mismatch:
-            details = ', '.join(f'{key}={ours} (backbone: {theirs})'
-                                for key, (ours, theirs) in mismatch.items())
-            raise ConfigError(
-                f'{type(neck).__name__} does not fit backbone '
-                f'{type(self.backbone).__name__}: {details}. Leave these '
-                'arguments out of the neck config; PromptedClassifier fills '
-                'them in.')
-        return neck
+        return build_prompt_neck(neck, self.backbone_adapter,
+                                 'PromptedClassifier')
 
     def _freeze_backbone(self) -> None:
         patterns = [re.compile(p) for p in self.frozen_exclude]

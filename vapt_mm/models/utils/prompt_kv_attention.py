@@ -107,18 +107,27 @@ def prompt_key_values(parts: BlockParts,
     return kv[0], kv[1]
 
 
-def block_with_prompt_kv(parts: BlockParts, tokens: torch.Tensor,
-                         prompt_k: torch.Tensor, prompt_v: torch.Tensor,
-                         num_prefix_tokens: int) -> torch.Tensor:
+def block_with_prompt_kv(parts: BlockParts,
+                         tokens: torch.Tensor,
+                         prompt_k: Optional[torch.Tensor],
+                         prompt_v: Optional[torch.Tensor],
+                         num_prefix_tokens: int,
+                         attn_mask: Optional[torch.Tensor] = None
+                         ) -> torch.Tensor:
     """One block over ``tokens`` with extra prompt keys and values.
 
     Args:
         parts (BlockParts): The block.
         tokens (Tensor): Prefix and patch tokens ``(B, c + N, d)``.
-        prompt_k (Tensor): Prompt keys ``(B, heads, p, head_dims)``.
-        prompt_v (Tensor): Prompt values, same shape.
+        prompt_k (Tensor, optional): Prompt keys ``(B, heads, p,
+            head_dims)``; None replays the plain block over ``tokens``.
+        prompt_v (Tensor, optional): Prompt values, same shape.
         num_prefix_tokens (int): c; the prompt keys sit after the prefix,
             as in the plain token layout.
+        attn_mask (Tensor, optional): Additive attention mask over the keys
+            (``-inf`` hides a key), broadcastable to ``(B, heads, queries,
+            keys)``; the multi-task forward hides padded prompt slots with
+            it. Defaults to None.
 
     Returns:
         Tensor: The block's output at the prefix and patch positions, equal
@@ -144,10 +153,12 @@ def block_with_prompt_kv(parts: BlockParts, tokens: torch.Tensor,
         attn.head_dims).permute(2, 0, 3, 1, 4)
     q, k, v = qkv[0], qkv[1], qkv[2]
     c = num_prefix_tokens
-    k = torch.cat((k[:, :, :c], prompt_k.to(k.dtype), k[:, :, c:]), dim=2)
-    v = torch.cat((v[:, :, :c], prompt_v.to(v.dtype), v[:, :, c:]), dim=2)
+    if prompt_k is not None:
+        k = torch.cat((k[:, :, :c], prompt_k.to(k.dtype), k[:, :, c:]), 2)
+        v = torch.cat((v[:, :, :c], prompt_v.to(v.dtype), v[:, :, c:]), 2)
     attn_drop = attn.attn_drop if attn.training else 0.
-    out = attn.scaled_dot_product_attention(q, k, v, dropout_p=attn_drop)
+    out = attn.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=attn_drop)
     out = out.transpose(1, 2).reshape(batch, length, attn.embed_dims)
     out = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(out))))
     x = tokens + out
