@@ -355,11 +355,11 @@ class FiniteLossHook(Hook):
             where += f'; the last checkpoint written is {last}'
         message = user_message(what, where=where, fix=self._fix(runner),
                                docs=DOCS)
-        if is_main_process():
+        work_dir = getattr(runner, 'work_dir', None)
+        if work_dir and is_main_process():
             # A record the VTAB-1k/FGVC sweep reads: a grid point whose
             # learning rate diverges is a finished, losing run.
-            with atomic_write(
-                    osp.join(runner.work_dir, DIVERGED_FILE), 'w') as f:
+            with atomic_write(osp.join(work_dir, DIVERGED_FILE), 'w') as f:
                 json.dump(dict(epoch=runner.epoch, iter=runner.iter, lr=lr,
                                message=message), f, indent=2)
         raise TrainingDivergedError(message)
