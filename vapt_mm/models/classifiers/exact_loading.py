@@ -34,6 +34,7 @@ from ...engine.hooks.frozen_state import (frozen_state_dict_keys,
                                           pretrained_checkpoints)
 from ...utils.user_errors import CheckpointError, user_message
 from .backbone_fingerprint import backbone_fingerprint
+from .model_structure import check_model_structure
 
 __all__ = [
     'EXTRA_STATE_KEY', 'RECORD_VERSION', 'backbone_record',
@@ -222,6 +223,9 @@ def _before_load(module: nn.Module, state_dict: Dict[str, object],
     record_key = prefix + EXTRA_STATE_KEY
     record = state_dict.get(record_key)
     check_backbone_record(record)
+    # A prompt file records the model it was saved from (model_structure).
+    if isinstance(record, Mapping) and record.get('model_structure'):
+        check_model_structure(module, record['model_structure'], _where())
     # Checkpoints written before the record existed load as they did.
     state_dict.setdefault(record_key, None)
     setattr(module, _PREFIX_ATTR, prefix)
