@@ -22,7 +22,7 @@ from mmengine.device import get_device
 from mmengine.logging import print_log
 from torch.nn.parallel import DistributedDataParallel
 
-from .user_errors import ConfigError, ConfigKeyError, ConfigTypeError
+from ..utils.user_errors import ConfigError, ConfigKeyError, ConfigTypeError
 
 LAUNCHERS = ('pytorch', 'slurm', 'mpi')
 # Backends that can run collectives on CPU tensors.
