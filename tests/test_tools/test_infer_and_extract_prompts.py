@@ -27,6 +27,7 @@ def _load_tool(relpath, name):
 
 
 infer_tool = _load_tool('infer.py', 'vapt_mm_tools_infer')
+test_tool = _load_tool('test.py', 'vapt_mm_tools_test_prompt_file')
 extract_tool = _load_tool('model_converters/extract_prompts.py',
                           'vapt_mm_tools_extract_prompts')
 
@@ -146,6 +147,20 @@ def test_infer_from_the_checkpoint_equals_the_prompt_file(trained):
                                    trained['test_scores'][image], rtol=0,
                                    atol=1e-6)
     assert all(len(r['topk']) == 10 for r in results)
+
+
+def test_test_py_tests_a_prompt_file_like_its_checkpoint(trained, tmp_path):
+    out = str(tmp_path / 'preds.pkl')
+    test_tool.main([
+        trained['config'], trained['prompts'], '--work-dir',
+        str(tmp_path), '--out', out, '--cfg-options',
+        'experiment_name=test_prompt_file'
+    ])
+    with open(out, 'rb') as f:
+        dumped = pickle.load(f)
+    scores = np.stack([d['pred_score'].numpy() for d in dumped])
+    expected = np.stack(list(trained['test_scores'].values()))
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
 
 
 def test_infer_refuses_missing_inputs_and_empty_folders(trained, tmp_path):
