@@ -223,12 +223,12 @@ def _before_load(module: nn.Module, state_dict: Dict[str, object],
     record_key = prefix + EXTRA_STATE_KEY
     record = state_dict.get(record_key)
     check_backbone_record(record)
-    # A prompt file records the model it was saved from (model_structure).
-    if isinstance(record, Mapping) and record.get('model_structure'):
-        check_model_structure(module, record['model_structure'], _where())
     # Checkpoints written before the record existed load as they did.
     state_dict.setdefault(record_key, None)
     setattr(module, _PREFIX_ATTR, prefix)
+    # A prompt file records the model it was saved from (model_structure).
+    if isinstance(record, Mapping) and record.get('model_structure'):
+        check_model_structure(module, record['model_structure'], _where())
     _refuse_shape_mismatches(module, state_dict, prefix)
     _complete_frozen_backbone(module, state_dict, prefix, record)
 
