@@ -129,8 +129,9 @@ def top_k(scores: np.ndarray, k: int,
     """The ``k`` best labels of one image, best first (ties: lower label).
 
     Example:
-        >>> top_k(np.array([0.1, 0.7, 0.2]), 2, ['a', 'b', 'c'])
-        [{'label': 1, 'class': 'b', 'score': 0.7}, {'label': 2, 'class': 'c', 'score': 0.2}]
+        >>> best = top_k(np.array([0.1, 0.7, 0.2]), 2, ['a', 'b', 'c'])
+        >>> [(e['label'], e['class'], e['score']) for e in best]
+        [(1, 'b', 0.7), (2, 'c', 0.2)]
     """
     order = np.argsort(-scores, kind='stable')[:k]
     return [

@@ -185,6 +185,23 @@ def test_full_and_trainable_only_checkpoints_give_the_model_s_file(
         assert header['source'] == f'{kind}.pth'
 
 
+def test_a_record_stored_as_json_bytes_is_read(backbones, tmp_path):
+    """A backbone record may be stored as the uint8 tensor of its JSON
+    (a tensor-only state dict); extraction reads it the same."""
+    cfg = model_cfg(backbones['a'], 'vapt')
+    model = trained_model(cfg)
+    _, trainable_only = _checkpoints(model, cfg)
+    state = trainable_only['state_dict']
+    record = json.dumps(dict(state['_extra_state'])).encode('utf-8')
+    state['_extra_state'] = torch.frombuffer(
+        bytearray(record), dtype=torch.uint8)
+    del trainable_only['meta']['backbone_fingerprint']
+    header = save_prompt_file(trainable_only,
+                              str(tmp_path / 'x.safetensors'))
+    assert header['backbone']['fingerprint'] == backbone_fingerprint(
+        torch.load(backbones['a']))
+
+
 def test_checkpoint_without_fingerprint_or_config_is_refused(
         backbones, tmp_path):
     cfg = model_cfg(backbones['a'], 'vapt')

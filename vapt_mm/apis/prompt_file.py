@@ -11,7 +11,8 @@ code. The safetensors metadata carries one JSON header
 * ``model``: the model config it was saved from (backbone type and arch,
   neck, head), when known;
 * ``structure``: the settings a model must have for the file to compute
-  what it was trained to (:func:`~vapt_mm.models.classifiers.model_structure.model_structure`);
+  what it was trained to
+  (:func:`~vapt_mm.models.classifiers.model_structure.model_structure`);
 * ``backbone``: the fingerprint of the frozen backbone weights it was
   trained on (:func:`~vapt_mm.models.classifiers.backbone_fingerprint`),
   the number of frozen tensors and the pretrained file's name;
@@ -44,6 +45,7 @@ from ..engine.hooks.frozen_state import (frozen_state_dict_keys,
 from ..models.classifiers.backbone_fingerprint import backbone_fingerprint
 from ..models.classifiers.exact_loading import (EXTRA_STATE_KEY,
                                                 RECORD_VERSION,
+                                                backbone_record,
                                                 checkpoint_source,
                                                 frozen_backbone_keys,
                                                 has_exact_loading)
@@ -54,10 +56,10 @@ from ..utils.user_errors import (CheckpointError, CheckpointFormatError,
 from ..version import __version__
 
 __all__ = [
-    'HEADER_KEY', 'FORMAT_VERSION', 'PROMPT_FILE_SUFFIX', 'is_safetensors_file',
-    'is_prompt_file', 'read_prompt_file_header', 'read_prompt_file',
-    'prompt_file_checkpoint', 'load_prompt_file', 'save_prompt_file',
-    'prompt_file_header'
+    'HEADER_KEY', 'FORMAT_VERSION', 'PROMPT_FILE_SUFFIX',
+    'is_safetensors_file', 'is_prompt_file', 'read_prompt_file_header',
+    'read_prompt_file', 'prompt_file_checkpoint', 'load_prompt_file',
+    'save_prompt_file', 'prompt_file_header'
 ]
 
 #: The safetensors metadata key of the JSON header.
@@ -284,7 +286,8 @@ def load_prompt_file(model: nn.Module, path: str) -> dict:
     The frozen backbone is taken from the model (initialised from its
     ``Pretrained`` init_cfg if it has not been yet) and must have the
     fingerprint the file records; the model's settings must equal the
-    recorded ones (:func:`~vapt_mm.models.classifiers.model_structure.check_model_structure`).
+    recorded ones (:func:`~vapt_mm.models.classifiers.model_structure.
+    check_model_structure`).
     Class names in the file become ``model._dataset_meta['classes']``,
     where mmpretrain's inferencers look for them.
 
@@ -457,9 +460,11 @@ def _save_from_model(model: nn.Module, out: str,
     model = unwrap_model(model)
     _require_prompted(model, 'the model')
     frozen = frozen_state_dict_keys(model)
-    state = model.state_dict()
-    record = state.pop(EXTRA_STATE_KEY, None) or {}
-    tensors = {k: v for k, v in state.items() if k not in frozen}
+    record = backbone_record(model)
+    tensors = {
+        k: v
+        for k, v in _state_dict_tensors(model).items() if k not in frozen
+    }
     if classes is None:
         classes = (getattr(model, '_dataset_meta', None) or {}).get('classes')
     structure = model_structure(model)
@@ -496,6 +501,30 @@ def _load_training_checkpoint(path: str) -> dict:
             user_message(f'{path} holds a {type(checkpoint).__name__}, not a '
                          'checkpoint dict.', where=path, docs=DOCS))
     return checkpoint
+
+
+def _stored_record(stored: object, name: str) -> dict:
+    """The backbone record a checkpoint's ``_extra_state`` holds: a dict, or
+    the UTF-8 JSON of one as a uint8 tensor; ``{}`` when there is none."""
+    if stored is None:
+        return {}
+    if isinstance(stored, Mapping):
+        return dict(stored)
+    if isinstance(stored, torch.Tensor) and stored.dtype == torch.uint8:
+        try:
+            record = json.loads(bytes(stored.cpu().tolist()).decode('utf-8'))
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return record
+    raise CheckpointError(
+        user_message(
+            f'The backbone record ({EXTRA_STATE_KEY}) of checkpoint {name} '
+            'is not readable.',
+            where=name,
+            fix="extract from a checkpoint written by vapt_mm's "
+            'tools/train.py.',
+            docs=DOCS))
 
 
 def _checkpoint_config(checkpoint: Mapping, config: object, name: str):
@@ -540,7 +569,7 @@ def _save_from_checkpoint(checkpoint: Union[str, Mapping], out: str,
         (k[len('module.'):] if k.startswith('module.') else k): v
         for k, v in raw.items()
     }
-    record = state.pop(EXTRA_STATE_KEY, None) or {}
+    record = _stored_record(state.pop(EXTRA_STATE_KEY, None), name)
     shapes = {
         k: tuple(v.shape)
         for k, v in _state_dict_tensors(model).items()
