@@ -52,22 +52,20 @@ from ..models.classifiers.exact_loading import (EXTRA_STATE_KEY,
 from ..models.classifiers.model_structure import model_structure
 from ..utils.atomic_io import atomic_write
 from ..utils.user_errors import (CheckpointError, CheckpointFormatError,
-                                 ConfigError, ConfigTypeError, user_message)
+                                 ConfigError, ConfigTypeError,
+                                 MissingFileError, user_message)
 from ..version import __version__
 
 __all__ = [
-    'HEADER_KEY', 'FORMAT_VERSION', 'PROMPT_FILE_SUFFIX',
-    'is_safetensors_file', 'is_prompt_file', 'read_prompt_file_header',
-    'read_prompt_file', 'prompt_file_checkpoint', 'load_prompt_file',
-    'save_prompt_file', 'prompt_file_header'
+    'HEADER_KEY', 'FORMAT_VERSION', 'is_safetensors_file', 'is_prompt_file',
+    'read_prompt_file_header', 'read_prompt_file', 'prompt_file_checkpoint',
+    'load_prompt_file', 'save_prompt_file', 'prompt_file_header'
 ]
 
 #: The safetensors metadata key of the JSON header.
 HEADER_KEY = 'vapt_mm.prompt_file'
 #: Version of the header this vapt_mm writes and reads up to.
 FORMAT_VERSION = 1
-#: The suffix prompt files are written with.
-PROMPT_FILE_SUFFIX = '.safetensors'
 DOCS = 'docs/deploy.md#prompt-files'
 
 # safetensors: 8-byte little-endian header length, then a JSON header.
@@ -185,7 +183,6 @@ def read_prompt_file_header(path: str) -> dict:
         ... # doctest: +SKIP
         ['AnnualCrop', 'Forest']
     """
-    from ..utils.user_errors import MissingFileError
     if not osp.isfile(path):
         raise MissingFileError(
             user_message(f'Prompt file {path} does not exist.',
@@ -483,8 +480,6 @@ def _save_from_model(model: nn.Module, out: str,
 
 def _load_training_checkpoint(path: str) -> dict:
     from mmengine.runner.checkpoint import CheckpointLoader
-
-    from ..utils.user_errors import MissingFileError
     if not osp.isfile(path):
         raise MissingFileError(
             user_message(f'Checkpoint {path} does not exist.',
