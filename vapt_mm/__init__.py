@@ -1,7 +1,9 @@
 """vapt_mm: visual (adaptive) prompt tuning as an mmpretrain plugin.
 
 Importing the package registers every model, dataset, hook and optimizer
-wrapper in mmpretrain's registries, so a config only needs::
+wrapper in mmpretrain's registries, the prompt-file loader in mmengine's
+``CheckpointLoader`` and the VAPT/VPT model index in mmpretrain's
+``ModelHub`` (:mod:`vapt_mm.apis`), so a config only needs::
 
     custom_imports = dict(imports=['vapt_mm'], allow_failed_imports=False)
 
@@ -15,6 +17,8 @@ from .compat.moved_modules import install_moved_module_finder
 install_moved_module_finder()
 
 from . import datasets, engine, models, utils  # noqa: E402,F401
+# after engine: wraps the local checkpoint loader engine registers
+from . import apis  # noqa: E402,F401
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -34,6 +34,7 @@ from mmengine.logging import print_log
 from ...utils.user_errors import CheckpointError, user_message
 from ..utils.frozen_state import frozen_state_dict_keys, pretrained_checkpoints
 from .backbone_fingerprint import backbone_fingerprint
+from .model_structure import check_model_structure
 
 __all__ = [
     'EXTRA_STATE_KEY', 'RECORD_VERSION', 'backbone_record', 'encode_record',
@@ -262,6 +263,9 @@ def _before_load(module: nn.Module, state_dict: Dict[str, object],
     # Checkpoints written before the record existed load as they did.
     state_dict.setdefault(record_key, None)
     setattr(module, _PREFIX_ATTR, prefix)
+    # A prompt file records the model it was saved from (model_structure).
+    if isinstance(record, Mapping) and record.get('model_structure'):
+        check_model_structure(module, record['model_structure'], _where())
     _refuse_shape_mismatches(module, state_dict, prefix)
     _complete_frozen_backbone(module, state_dict, prefix, record)
 
