@@ -12,7 +12,8 @@ import vapt_mm  # noqa: F401
 from vapt_mm.deployment import build_classifier, load_weights
 from vapt_mm.engine.hooks.trainable_checkpoint_hook import \
     drop_frozen_weights
-from vapt_mm.utils.user_errors import CheckpointError, ConfigError
+from vapt_mm.utils.user_errors import (CheckpointError, ConfigError,
+                                       MissingFileError)
 
 
 def write_config(tmp_path, model_cfg, name='model_cfg.py'):
@@ -95,19 +96,21 @@ def test_trainable_only_checkpoint_without_backbone_file_is_refused(
     weights = tmp_path / 'trainable_only.pth'
     torch.save(checkpoint, str(weights))
     backbone_file.unlink()
-    with pytest.raises(CheckpointError) as error:
+    # The frozen part comes from the config's Pretrained file: its absence
+    # is the error, named with where to get the weights.
+    with pytest.raises(MissingFileError) as error:
         build_classifier(config, str(weights))
     assert str(backbone_file) in str(error.value)
-    assert str(weights) in str(error.value)
+    assert 'docs/pretrained_weights.md' in str(error.value)
 
 
 def test_missing_and_unreadable_files_are_refused(trained, tmp_path):
     config, model, _ = trained
-    with pytest.raises(CheckpointError, match='does not exist'):
+    with pytest.raises(MissingFileError, match='nope.pth'):
         load_weights(model, str(tmp_path / 'nope.pth'))
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'not a checkpoint')
-    with pytest.raises(CheckpointError, match='cannot be read'):
+    with pytest.raises(CheckpointError, match='garbage.pth'):
         load_weights(model, str(garbage))
     with pytest.raises(ConfigError, match='does not exist'):
         build_classifier(str(tmp_path / 'no_config.py'))

@@ -1,12 +1,9 @@
 """Build a classifier from its config and load trained weights into it.
 
 The deployment tools (export, class-activation maps) start from the same
-two files a user has after training: the config and a checkpoint. The
-checkpoint is either a full one or a trainable-only one written by
-``TrainableCheckpointHook`` (prompts and head; the frozen backbone comes
-from the ``Pretrained`` file named in the config). Weight loading lives in
-:func:`load_weights` only, so it can follow the project's checkpoint
-loading as that evolves.
+two files a user has after training: the config and a checkpoint (full,
+trainable-only, or a prompt file). Weights load through the project's one
+loader, :func:`vapt_mm.apis.load_weights`.
 """
 import os.path as osp
 from typing import Optional, Union
@@ -14,12 +11,8 @@ from typing import Optional, Union
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
 
-from ..engine.hooks.trainable_checkpoint_hook import \
-    complete_trainable_only_checkpoint
-from ..utils.user_errors import CheckpointError, ConfigError, user_message
+from ..utils.user_errors import ConfigError, user_message
 
 __all__ = ['load_config', 'build_classifier', 'load_weights']
 
@@ -63,78 +56,33 @@ def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def load_weights(model: nn.Module, weights: str) -> dict:
-    """Load a full or a trainable-only checkpoint into ``model``, exactly.
+    """Load a full checkpoint, a trainable-only one or a prompt file.
 
-    A trainable-only checkpoint (``meta['trainable_only']``) is completed
-    first: its frozen keys are taken from the pretrained file the model's
-    ``init_cfg`` names (see :func:`complete_trainable_only_checkpoint`).
-    Every key of the model must then be in the checkpoint and every key of
-    the checkpoint in the model; anything else is refused, because a model
-    with some weights left at their initial values would export or explain
-    a different network without saying so.
+    The project's one loader, :func:`vapt_mm.apis.load_weights`: a
+    ``PromptedClassifier`` loads exactly or refuses (a file without the
+    frozen backbone is completed from the config's ``Pretrained`` file,
+    whose fingerprint must equal the recorded one; missing, unexpected or
+    misshaped keys are errors naming them and the file).
 
     Args:
         model (nn.Module): The built model (``init_weights`` not needed).
-        weights (str): Path of the checkpoint (``.pth``).
+        weights (str): The ``.pth`` checkpoint or ``.safetensors`` prompt
+            file.
 
     Returns:
         dict: The loaded checkpoint.
 
     Raises:
-        CheckpointError: If the file is missing or unreadable, or its keys
-            do not fit the model.
+        MissingFileError: If the file does not exist.
+        CheckpointError: If it is unreadable or does not fit the model.
 
     Example:
         >>> model = build_classifier('configs/vapt/vit-b16_vtab-eurosat.py')
         >>> load_weights(model, 'work_dirs/eurosat/epoch_100.pth')
         ... # doctest: +SKIP
     """
-    if not osp.isfile(weights):
-        raise CheckpointError(
-            user_message(
-                'the checkpoint file does not exist',
-                where=weights,
-                fix='pass the .pth file written by training (a full or a '
-                'trainable-only checkpoint)'))
-    try:
-        checkpoint = _load_checkpoint(weights, map_location='cpu')
-    except Exception as error:  # unreadable or not a torch file
-        raise CheckpointError(
-            user_message(
-                f'the checkpoint cannot be read ({type(error).__name__}: '
-                f'{error})',
-                where=weights,
-                fix='pass a checkpoint written by torch.save')) from error
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(
-            user_message(
-                f'the checkpoint holds a {type(checkpoint).__name__}, not a '
-                'state dict',
-                where=weights,
-                fix='pass a checkpoint written by training'))
-    try:
-        complete_trainable_only_checkpoint(model, checkpoint)
-        _load_checkpoint_to_model(model, checkpoint, strict=True)
-    except FileNotFoundError as error:  # the backbone's Pretrained file
-        raise CheckpointError(
-            user_message(
-                f'the checkpoint holds only the trainable part, and the '
-                f'frozen part cannot be restored: {error}',
-                where=weights,
-                fix="make the config's Pretrained backbone file available "
-                '(or pass --cfg-options '
-                'model.backbone.init_cfg.checkpoint=PATH), or pass a full '
-                'checkpoint')) from error
-    except (RuntimeError, KeyError) as error:
-        raise CheckpointError(
-            user_message(
-                f'the checkpoint does not fit the model built from the '
-                f'config: {error}',
-                where=weights,
-                fix='pass the config the checkpoint was trained with (and, '
-                'for a trainable-only checkpoint, make the backbone '
-                "init_cfg's Pretrained file available)")) from error
-    return checkpoint
+    from ..apis.weights import load_weights as load_any_weights
+    return load_any_weights(model, weights)
 
 
 def build_classifier(config: Union[str, Config],
