@@ -104,6 +104,7 @@ def test_wrong_checkpoint_is_a_short_error(trained_run, tmp_path, capsys):
     status = tool_status(lambda: export_tool.main(argv), 'export.py')
     err = capsys.readouterr().err
     assert status == 1
-    assert 'export.py: error: the checkpoint file does not exist' in err
+    assert 'export.py: error: Weights file' in err
+    assert 'missing.pth does not exist' in err
     assert 'Traceback' not in err
     assert not (tmp_path / 'm.pt2').exists()
