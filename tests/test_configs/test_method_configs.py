@@ -30,7 +30,7 @@ MODEL_CONFIGS = sorted(glob.glob(osp.join(CONFIGS_DIR, '_base_', 'models',
 PRETRAINED = 'checkpoints/vit-b16_in21k.pth'
 HEAD_10 = 768 * 10 + 10  # LinearClsHead, 10 classes
 
-# Trainable parameters (prompt modules + head), from VAPT_SPEC.md:
+# Trainable parameters (prompt modules + head), counted as docs/method.md does:
 # VAPT p=10 K=2 r=8 on ViT-B/16: 55,608; VPT-deep: 12 * p * 768;
 # VPT-shallow: p * 768; the VPT authors' eurosat VPT-deep count 929,290.
 EXPECTED_TRAINABLE = {

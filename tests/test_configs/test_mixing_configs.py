@@ -58,7 +58,7 @@ def _model_cfg(cfg):
 
 
 def _vapt_count(p, d, layers, grid, k, r):
-    """Neck parameters from VAPT_SPEC.md: one static prompt set, then per
+    """Neck parameters as docs/method.md counts them: one static prompt set, then per
     adaptive block a LayerNorm, a K x K kernel and Linear(H'W' -> p); one
     shared feature projector."""
     h, w = grid[0] - k + 1, grid[1] - k + 1

@@ -147,7 +147,7 @@ def _reference_tokens(timm_vit, images, prompts_for_block):
 
 
 def _vapt_prompts(neck, index, tokens, num_prefix):
-    """VAPT_SPEC steps with explicit arithmetic, any number of prefix
+    """VAPT steps (docs/method.md) with explicit arithmetic, any number of prefix
     tokens (the patches are the tokens after all of them)."""
     if index < neck.vpt_depth:
         return neck.static_prompts.prompts[index].expand(
