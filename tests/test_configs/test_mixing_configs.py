@@ -58,9 +58,9 @@ def _model_cfg(cfg):
 
 
 def _vapt_count(p, d, layers, grid, k, r):
-    """Neck parameters as docs/method.md counts them: one static prompt set, then per
-    adaptive block a LayerNorm, a K x K kernel and Linear(H'W' -> p); one
-    shared feature projector."""
+    """Neck parameters as docs/method.md counts them: one static prompt
+    set, then per adaptive block a LayerNorm, a K x K kernel and
+    Linear(H'W' -> p); one shared feature projector."""
     h, w = grid[0] - k + 1, grid[1] - k + 1
     per_block = 2 * d + k * k + h * w * p + p
     return p * d + (layers - 1) * per_block + 2 * d * r

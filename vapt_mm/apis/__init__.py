@@ -6,6 +6,7 @@ mmengine's ``CheckpointLoader`` and, on first use of mmpretrain's
 ``ModelHub``, the model index.
 """
 from .model_index import register_model_index, register_model_index_lazily
+from .multi_task import add_prompt_file_task
 from .prompt_file import (is_prompt_file, load_prompt_file, read_prompt_file,
                           read_prompt_file_header, save_prompt_file)
 from .weights import init_prompted_model, load_weights
@@ -13,7 +14,7 @@ from .weights import init_prompted_model, load_weights
 __all__ = [
     'save_prompt_file', 'load_prompt_file', 'read_prompt_file',
     'read_prompt_file_header', 'is_prompt_file', 'load_weights',
-    'init_prompted_model', 'register_model_index'
+    'init_prompted_model', 'register_model_index', 'add_prompt_file_task'
 ]
 
 register_model_index_lazily()

@@ -40,7 +40,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ..engine.hooks.frozen_state import (frozen_state_dict_keys,
+from ..models.utils.frozen_state import (frozen_state_dict_keys,
                                          pretrained_checkpoints, unwrap_model)
 from ..models.classifiers.backbone_fingerprint import backbone_fingerprint
 from ..models.classifiers.exact_loading import (EXTRA_STATE_KEY,

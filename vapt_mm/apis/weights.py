@@ -23,7 +23,7 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
 from ..engine.checkpoint_integrity import load_from_local_checked
-from ..engine.hooks.frozen_state import unwrap_model
+from ..models.utils.frozen_state import unwrap_model
 from ..models.classifiers.exact_loading import (checkpoint_source,
                                                 has_exact_loading)
 from ..utils.user_errors import MissingFileError, errors_doc, user_message
