@@ -104,7 +104,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--debug',
         action='store_true',
-        help='show tracebacks of expected errors')
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if args.dynamic_batch and args.batch_size is not None:
         parser.error('--batch-size fixes the batch size; leave it out with '

@@ -100,7 +100,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--debug',
         action='store_true',
-        help='show tracebacks of expected errors')
+        help='show the traceback of errors a user can fix (also with '
+        'VAPT_MM_DEBUG=1); see docs/errors.md')
     args = parser.parse_args(argv)
     if args.display_height < 1:
         parser.error('--display-height must be at least 1')
