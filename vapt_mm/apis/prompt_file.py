@@ -48,7 +48,8 @@ from ..models.classifiers.exact_loading import (EXTRA_STATE_KEY,
                                                 backbone_record,
                                                 checkpoint_source,
                                                 frozen_backbone_keys,
-                                                has_exact_loading)
+                                                has_exact_loading,
+                                                state_dict_tensors)
 from ..models.classifiers.model_structure import model_structure
 from ..utils.atomic_io import atomic_write
 from ..utils.user_errors import (CheckpointError, CheckpointFormatError,
@@ -326,23 +327,6 @@ def load_prompt_file(model: nn.Module, path: str) -> dict:
 # --- writing ---------------------------------------------------------------
 
 
-def _state_dict_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Parameters and persistent buffers of ``model`` by state-dict key,
-    without calling ``get_extra_state`` (which hashes the backbone and
-    cannot run on the meta device)."""
-    tensors = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        head = f'{name}.' if name else ''
-        for key, value in module._parameters.items():
-            if value is not None:
-                tensors[head + key] = value
-        for key, value in module._buffers.items():
-            if (value is not None
-                    and key not in module._non_persistent_buffers_set):
-                tensors[head + key] = value
-    return tensors
-
-
 def _config_model_dict(config: object) -> Optional[dict]:
     """The ``model`` part of a config (path, Config or dict) as plain data."""
     if config is None:
@@ -460,7 +444,7 @@ def _save_from_model(model: nn.Module, out: str,
     record = backbone_record(model)
     tensors = {
         k: v
-        for k, v in _state_dict_tensors(model).items() if k not in frozen
+        for k, v in state_dict_tensors(model).items() if k not in frozen
     }
     if classes is None:
         classes = (getattr(model, '_dataset_meta', None) or {}).get('classes')
@@ -567,7 +551,7 @@ def _save_from_checkpoint(checkpoint: Union[str, Mapping], out: str,
     record = _stored_record(state.pop(EXTRA_STATE_KEY, None), name)
     shapes = {
         k: tuple(v.shape)
-        for k, v in _state_dict_tensors(model).items()
+        for k, v in state_dict_tensors(model).items()
     }
     frozen_backbone = ['backbone.' + k for k in frozen_backbone_keys(model)]
     frozen = frozen_state_dict_keys(model)

@@ -39,7 +39,7 @@ from .model_structure import check_model_structure
 __all__ = [
     'EXTRA_STATE_KEY', 'RECORD_VERSION', 'backbone_record', 'encode_record',
     'read_backbone_record', 'checkpoint_source', 'frozen_backbone_keys',
-    'has_exact_loading', 'install_exact_loading'
+    'has_exact_loading', 'install_exact_loading', 'state_dict_tensors'
 ]
 
 #: The state-dict key under which torch stores ``get_extra_state()``.
@@ -270,9 +270,22 @@ def _before_load(module: nn.Module, state_dict: Dict[str, object],
     _complete_frozen_backbone(module, state_dict, prefix, record)
 
 
-def _model_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Parameters and persistent buffers by state-dict key (no
-    ``get_extra_state`` call, which would hash the backbone)."""
+def state_dict_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Parameters and persistent buffers of ``model`` by state-dict key.
+
+    Unlike ``state_dict()`` it does not call ``get_extra_state`` (which
+    hashes the backbone and cannot run on the meta device).
+
+    Args:
+        model (nn.Module): Any module.
+
+    Returns:
+        dict: Key -> tensor (not copied).
+
+    Example:
+        >>> sorted(state_dict_tensors(nn.Linear(2, 2)))
+        ['bias', 'weight']
+    """
     tensors = {}
     for name, sub in model.named_modules(remove_duplicate=False):
         head = f'{name}.' if name else ''
@@ -289,7 +302,7 @@ def _model_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
 def _refuse_shape_mismatches(module: nn.Module, state_dict: Mapping,
                              prefix: str) -> None:
     mismatched = []
-    for key, target in _model_tensors(module).items():
+    for key, target in state_dict_tensors(module).items():
         value = state_dict.get(prefix + key)
         if value is None:
             continue
