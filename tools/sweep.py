@@ -40,7 +40,7 @@ from typing import List, Optional
 
 from vapt_mm.protocol import (DEFAULT_BASE_LRS, DEFAULT_SEEDS,
                               DEFAULT_WEIGHT_DECAYS, Sweep)
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 TOOLS_DIR = osp.dirname(osp.abspath(__file__))
 
@@ -153,11 +153,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='OPTION',
         help='one more #SBATCH option per use, e.g. '
         '--slurm-args=--time=08:00:00 --slurm-args=--mem=32G')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -38,7 +38,8 @@ from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
 from vapt_mm.engine.preflight import load_config, preflight_test
 from vapt_mm.models.classifiers import checkpoint_source
 from vapt_mm.utils.user_errors import (ConfigKeyError, MissingFileError,
-                                       errors_doc, run_tool, user_message)
+                                       add_debug_argument, errors_doc,
+                                       run_tool, user_message)
 
 # DumpResults writes pickles; mmengine.dump picks the format by suffix.
 PRED_SUFFIXES = ('.pkl', '.pickle')
@@ -90,11 +91,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out to name the output file')

@@ -41,7 +41,8 @@ from mmengine.runner import Runner
 from vapt_mm.engine.auto_resume import resolve_auto_resume
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
 from vapt_mm.engine.preflight import load_config, preflight_train
-from vapt_mm.utils.user_errors import ConfigKeyError, errors_doc, run_tool
+from vapt_mm.utils.user_errors import (ConfigKeyError, add_debug_argument,
+                                       errors_doc, run_tool)
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -113,11 +114,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank (older); torchrun sets LOCAL_RANK instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

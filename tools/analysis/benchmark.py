@@ -49,7 +49,8 @@ from vapt_mm.benchmark import (BACKBONE_PRESETS,  # noqa: E402
                                run_benchmark)
 from vapt_mm.benchmark.multi_task_case import \
     run_multi_task_benchmark  # noqa: E402
-from vapt_mm.utils.user_errors import run_tool  # noqa: E402
+from vapt_mm.utils.user_errors import (  # noqa: E402
+    add_debug_argument, run_tool)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -152,11 +153,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config file, as in tools/train.py')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.configs and args.methods:
         parser.error('give config files or --methods, not both')

@@ -24,7 +24,7 @@ from typing import List, Optional
 from mmengine.logging import print_log
 
 from vapt_mm.protocol.results_table import write_results
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,11 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='column label per work dir (default: the folder names)')
     parser.add_argument(
         '--no-plot', action='store_true', help='do not write the PNG')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -19,7 +19,7 @@ from typing import List, Optional
 from vapt_mm.datasets.task_info import (FGVC_DATASETS, VTAB1K_SPLITS,
                                         VTAB1K_TASKS)
 from vapt_mm.datasets.integrity import check_fgvc, check_vtab1k
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -61,11 +61,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-verify',
         action='store_true',
         help='only check that images exist; skip opening them with PIL')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -31,7 +31,7 @@ from mmengine.logging import MMLogger
 
 from vapt_mm.deployment import (EXPORT_FORMATS, ONNX_EXPORTERS,
                                 ExportResult, build_classifier, export_model)
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 
 def set_log_level(verbose: bool) -> None:
@@ -101,11 +101,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verbose',
         action='store_true',
         help='show mmengine\'s INFO logs (default: warnings only)')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.dynamic_batch and args.batch_size is not None:
         parser.error('--batch-size fixes the batch size; leave it out with '

@@ -36,7 +36,7 @@ import sys
 from typing import Dict, List, NamedTuple, Tuple
 
 from vapt_mm.datasets import FGVC_NUM_CLASSES, VTAB1K_NUM_CLASSES
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(ROOT, 'configs')
@@ -183,11 +183,7 @@ def main() -> int:
         action='store_true',
         help='write nothing; exit 1 if a committed config differs or is '
         'missing')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args()
     stale = []
     for rel, content in sorted(expected_files().items()):

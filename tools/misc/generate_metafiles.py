@@ -43,7 +43,7 @@ import yaml
 from vapt_mm.protocol.published_results import (PUBLISHED_SOURCE,
                                                 PUBLISHED_VTAB1K_PER_TASK)
 from vapt_mm.utils.atomic_io import atomic_write
-from vapt_mm.utils.user_errors import ConfigError, run_tool
+from vapt_mm.utils.user_errors import ConfigError, add_debug_argument, run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FOLDERS = ('vapt', 'vpt')
@@ -212,11 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         action='store_true',
         help='write nothing; exit 1 if a committed file differs or is '
         'missing')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     import vapt_mm  # noqa: F401  (registers the models)
     stale = []

@@ -25,7 +25,7 @@ import sys
 from typing import List, Optional
 
 from vapt_mm.apis.prompt_file import save_prompt_file
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,11 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         help='class names in label order (@FILE reads them from a file, '
         "one per line; default: the checkpoint's dataset_meta)")
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 

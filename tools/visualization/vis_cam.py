@@ -29,7 +29,8 @@ from mmengine.logging import MMLogger
 from vapt_mm.deployment import (CAM_METHODS, PromptedViTCAM,
                                 build_classifier, load_config, overlay_cam)
 from vapt_mm.utils.atomic_io import atomic_write
-from vapt_mm.utils.user_errors import (ConfigError, DataError, run_tool,
+from vapt_mm.utils.user_errors import (ConfigError, DataError,
+                                       add_debug_argument, run_tool,
                                        user_message)
 
 
@@ -97,11 +98,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verbose',
         action='store_true',
         help='show mmengine\'s INFO logs (default: warnings only)')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.display_height < 1:
         parser.error('--display-height must be at least 1')

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from mmengine.logging import print_log
 
-from ..utils.user_errors import run_tool
+from ..utils.user_errors import add_debug_argument, run_tool
 from .checkpoint_io import load_torch_checkpoint, save_backbone_state_dict
 from .mmpretrain_vit_layout import check_vit_geometry, describe_vit_geometry
 
@@ -58,11 +58,7 @@ def run_converter_cli(description: str,
             action='store_true',
             help='load src with torch.load(weights_only=False); only for '
             'files from a source you trust')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
 
     def convert_and_save() -> None:

@@ -13,12 +13,14 @@ The subclasses also derive from the matching built-in exception
 keeps working. Their constructors take one message string, because
 mmengine's registry re-raises build errors as ``type(e)(message)``.
 """
+import argparse
 import os
 import sys
 import traceback
 from typing import Callable, List, Optional
 
 __all__ = [
+    'add_debug_argument',
     'UserError', 'ConfigError', 'ConfigKeyError', 'ConfigTypeError',
     'DataError', 'MissingFileError', 'CheckpointError',
     'CheckpointFormatError', 'MissingPackageError', 'user_message',
@@ -160,6 +162,25 @@ def debug_enabled(argv: Optional[List[str]] = None) -> bool:
     argv = sys.argv if argv is None else argv
     env = os.environ.get(DEBUG_ENV, '')
     return '--debug' in argv or env not in ('', '0')
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """Give a tool's parser the ``--debug`` flag that :func:`run_tool` reads.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_debug_argument(parser)
+        >>> parser.parse_args(['--debug']).debug
+        True
+    """
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help=f'show the traceback of errors a user can fix (also with '
+        f'{DEBUG_ENV}=1); see docs/errors.md')
 
 
 def run_tool(main: Callable[[], object],
