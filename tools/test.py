@@ -35,6 +35,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.engine.dist_shutdown import shutdown_distributed
 from vapt_mm.engine.preflight import load_config, preflight_test
 from vapt_mm.models.classifiers import checkpoint_source
 from vapt_mm.utils.user_errors import (ConfigKeyError, MissingFileError,
@@ -199,6 +200,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         metrics = runner.test()
     if args.out is not None and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
+    shutdown_distributed()
     return metrics
 
 

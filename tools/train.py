@@ -40,6 +40,7 @@ from mmengine.runner import Runner
 
 from vapt_mm.engine.auto_resume import resolve_auto_resume
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
+from vapt_mm.engine.dist_shutdown import shutdown_distributed
 from vapt_mm.engine.preflight import load_config, preflight_train
 from vapt_mm.utils.user_errors import (ConfigKeyError, add_debug_argument,
                                        errors_doc, run_tool)
@@ -311,6 +312,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f"{cfg.env_cfg.dist_cfg.backend}.", logger='current')
     runner = build_runner(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':
