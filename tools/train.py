@@ -38,12 +38,14 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from vapt_mm.apis.prompt_file import is_prompt_file
 from vapt_mm.engine.auto_resume import resolve_auto_resume
 from vapt_mm.engine.dist_cpu import is_cpu_only, setup_cpu_distributed
 from vapt_mm.engine.dist_shutdown import shutdown_distributed
 from vapt_mm.engine.preflight import load_config, preflight_train
-from vapt_mm.utils.user_errors import (ConfigKeyError, add_debug_argument,
-                                       errors_doc, run_tool)
+from vapt_mm.utils.user_errors import (ConfigError, ConfigKeyError,
+                                       add_debug_argument, errors_doc,
+                                       run_tool, user_message)
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -241,6 +243,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        if is_prompt_file(args.resume):
+            raise ConfigError(
+                user_message(
+                    f'--resume {args.resume}: a prompt file holds the '
+                    'trained weights only, not the epoch, optimizer and '
+                    'schedule state a resumed run continues from.',
+                    fix='resume from a Runner checkpoint (epoch_N.pth), or '
+                    f'start a new run from the prompt file with '
+                    f'--cfg-options load_from={args.resume}',
+                    docs='docs/training.md#resume'))
         cfg.resume = True
         cfg.load_from = args.resume
 

@@ -200,3 +200,31 @@ def test_extract_prompts_refuses_a_config_that_does_not_fit(trained,
             str(tmp_path / 'x.safetensors'), '--config', other
         ])
     assert not (tmp_path / 'x.safetensors').exists()
+
+
+def test_train_resume_refuses_a_prompt_file_and_load_from_takes_it(
+        trained, tmp_path):
+    # --resume needs epoch and optimizer state, which a prompt file lacks
+    proc = run_tool('train.py', [
+        trained['config'], '--work-dir',
+        str(tmp_path / 'resume'), '--resume', trained['prompts']
+    ],
+                    cwd=str(tmp_path))
+    assert proc.returncode == 1
+    assert f'--resume {trained["prompts"]}: a prompt file' in proc.stderr
+    assert f'load_from={trained["prompts"]}' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    # load_from starts a new run from the prompt file's weights: with lr 0
+    # its first checkpoint holds exactly the file's tensors
+    work_dir = str(tmp_path / 'from_prompts')
+    assert_ok(
+        run_tool('train.py', [
+            trained['config'], '--work-dir', work_dir, '--cfg-options',
+            f'load_from={trained["prompts"]}',
+            'optim_wrapper.optimizer.lr=0'
+        ],
+                 cwd=str(tmp_path)))
+    tensors, _ = read_prompt_file(trained['prompts'])
+    state = load_state_dict(osp.join(work_dir, 'epoch_1.pth'))
+    for key, value in tensors.items():
+        assert torch.equal(state[key], value), key
