@@ -8,8 +8,10 @@ custom_imports = dict(imports=['vapt_mm'], allow_failed_imports=False)
 default_hooks = dict(
     # time every iteration
     timer=dict(type='IterTimerHook'),
-    # log every 10 iterations (a VTAB-1k epoch is 16 iterations at batch 64)
-    logger=dict(type='LoggerHook', interval=10),
+    # log every 10 iterations (a VTAB-1k epoch is 16 iterations at batch 64);
+    # mmengine's LoggerHook, except that in a distributed test only the main
+    # process writes the metrics file (every rank did, garbling it)
+    logger=dict(type='MainProcessLoggerHook', interval=10),
     # step the learning-rate schedule
     param_scheduler=dict(type='ParamSchedulerHook'),
     # save a checkpoint every epoch, keep the 3 newest (and always the last);

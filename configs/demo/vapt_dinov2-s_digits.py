@@ -159,7 +159,7 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=5),
+    logger=dict(type='MainProcessLoggerHook', interval=5),
     # one checkpoint, at the end (TrainableCheckpointHook keeps it small)
     checkpoint=dict(type='AtomicCheckpointHook', interval=max_epochs,
                     max_keep_ckpts=1))
