@@ -399,3 +399,30 @@ def test_task_errors_stop_with_a_short_message(monkeypatch, capsys, files,
     assert 'Traceback' not in err
     assert 'serve.py: error: ' in err
     assert message in err
+
+
+def test_lit_api_steps_with_and_without_batching(files):
+    """The LitAPI methods as LitServe calls them: per request when
+    max_batch_size is 1 (no batch/unbatch), else over a batch; a refused
+    request becomes a JSONResponse with its status."""
+    from vapt_mm.serving.lit_api import MultiTaskClassifierAPI, PredictRequest
+    tasks = [TaskSpec(name, files['prompts'][name]) for name in TASKS]
+    api = MultiTaskClassifierAPI(files['base'], None, tasks, topk=TOPK,
+                                 max_batch_size=4, batch_timeout=0.01)
+    api.setup('cpu')
+    single = api.decode_request(PredictRequest(task='deep',
+                                               image=files['b64'][5]))
+    _assert_answer(api.encode_response(api.predict(single)), files, 'deep',
+                   5)
+    requests = [
+        PredictRequest(task='vapt', image=files['b64'][1]),
+        PredictRequest(task='deep', image='@@@'),
+        PredictRequest(task='shallow', image=files['b64'][2]),
+    ]
+    outputs = api.unbatch(
+        api.predict(api.batch([api.decode_request(r) for r in requests])))
+    answers = [api.encode_response(o) for o in outputs]
+    _assert_answer(answers[0], files, 'vapt', 1)
+    assert answers[1].status_code == 400
+    assert b'not valid base64' in answers[1].body
+    _assert_answer(answers[2], files, 'shallow', 2)
