@@ -22,6 +22,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from ..utils.user_errors import (ConfigError, MissingPackageError,
                                  user_message)
+from .predictor import Decoded, MixedBatch, MultiTaskPredictor, Prediction
+from .request_decoding import RequestError
 from .task_specs import DOCS, TaskSpec
 
 try:
@@ -37,14 +39,13 @@ except ImportError as error:
             fix='pip install -e ".[serve]"',
             docs=DOCS)) from error
 
-from .predictor import MixedBatch, MultiTaskPredictor  # noqa: E402
-
 __all__ = [
     'PredictRequest', 'MultiTaskClassifierAPI', 'device_placement',
     'build_server'
 ]
 
 Devices = Union[str, List[int]]
+Output = Union[Prediction, RequestError]
 
 
 class PredictRequest(BaseModel):
@@ -94,22 +95,25 @@ class MultiTaskClassifierAPI(ls.LitAPI):
                                                   self.tasks, self.topk,
                                                   device)
 
-    def decode_request(self, request: PredictRequest):
+    # LitServe reads two annotations: decode_request's ``request`` (the
+    # body schema FastAPI checks) and encode_response's return (the
+    # response class), so the latter has none.
+    def decode_request(self, request: PredictRequest) -> Decoded:
         """The request's image tensor, or the error that refuses it."""
         return self.predictor.decode(request.task, request.image)
 
-    def batch(self, inputs) -> MixedBatch:
+    def batch(self, inputs: List[Decoded]) -> MixedBatch:
         """Stack the accepted images of the batch, keeping their tasks."""
         return self.predictor.collate(inputs)
 
-    def predict(self, x):
+    def predict(self, x: Union[MixedBatch, Decoded]) -> Union[list, Output]:
         """One ``model.predict(images, tasks)`` for the whole batch."""
         if isinstance(x, MixedBatch):
             return self.predictor.predict(x)
         # max_batch_size=1: LitServe calls neither batch nor unbatch
         return self.predictor.predict(self.predictor.collate([x]))[0]
 
-    def unbatch(self, output) -> list:
+    def unbatch(self, output: List[Output]) -> List[Output]:
         """One output per request."""
         return list(output)
 

@@ -113,7 +113,17 @@ class ImageDecoder:
         self.tasks = list(tasks)
 
     def check_task(self, task: object) -> str:
-        """The task name, or a 422 error naming the tasks served."""
+        """The task name, or a 422 error naming the tasks served.
+
+        Args:
+            task (str): The requested task.
+
+        Example:
+            >>> decoder.check_task('nope')  # doctest: +SKIP
+            Traceback (most recent call last):
+            ...
+            RequestError: Unknown task 'nope': this server holds eurosat.
+        """
         if task not in self.tasks:
             raise RequestError(
                 422,
@@ -125,7 +135,15 @@ class ImageDecoder:
     @staticmethod
     def image_bytes(text: str) -> bytes:
         """The bytes of a base64 text (a ``data:...;base64,`` prefix and
-        white space are allowed), or a 400 error."""
+        white space are allowed), or a 400 error.
+
+        Args:
+            text (str): The request's ``image`` field.
+
+        Example:
+            >>> ImageDecoder.image_bytes('data:image/png;base64,aGk=')
+            b'hi'
+        """
         if text.startswith('data:') and ';base64,' in text[:100]:
             text = text.split(';base64,', 1)[1]
         try:
@@ -138,7 +156,18 @@ class ImageDecoder:
 
     @staticmethod
     def load_image(data: bytes) -> np.ndarray:
-        """The decoded image (BGR, HxWx3 uint8), or a 422 error."""
+        """The decoded image (BGR, HxWx3 uint8, as ``LoadImageFromFile``),
+        or a 422 error.
+
+        Args:
+            data (bytes): The bytes of an image file.
+
+        Example:
+            >>> ImageDecoder.load_image(b'hi')
+            Traceback (most recent call last):
+            ...
+            vapt_mm.serving.request_decoding.RequestError: The "image" ...
+        """
         image = mmcv.imfrombytes(data, flag='color')
         if image is None:
             raise RequestError(
