@@ -40,8 +40,11 @@ setup(
         # ship inside PyPI wheels
         'demo': read_requirements('optional'),
         'optional': read_requirements('optional'),
-        # the test suite runs the demo too
-        'tests': read_requirements('tests') + read_requirements('optional'),
+        # tools/serve.py: the multi-task HTTP server (LitServe)
+        'serve': read_requirements('serve'),
+        # the test suite runs the demo and the server too
+        'tests': read_requirements('tests') + read_requirements('optional') +
+        read_requirements('serve'),
     },
     zip_safe=False,
 )

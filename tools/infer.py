@@ -23,14 +23,14 @@ import argparse
 import json
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import scandir
 
 from vapt_mm.engine.preflight import load_config
 from vapt_mm.models.classifiers import checkpoint_source
+from vapt_mm.serving.top_k import top_k
 from vapt_mm.utils.atomic_io import atomic_write
 from vapt_mm.utils.user_errors import (ConfigError, DataError,
                                        MissingFileError, add_debug_argument,
@@ -118,24 +118,6 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
                 user_message(f'{item} does not exist.', where=item,
                              fix='check the path.', docs=DOCS))
     return images
-
-
-def top_k(scores: np.ndarray, k: int,
-          classes: Optional[Sequence[str]]) -> List[Dict[str, object]]:
-    """The ``k`` best labels of one image, best first (ties: lower label).
-
-    Example:
-        >>> best = top_k(np.array([0.1, 0.7, 0.2]), 2, ['a', 'b', 'c'])
-        >>> [(e['label'], e['class'], e['score']) for e in best]
-        [(1, 'b', 0.7), (2, 'c', 0.2)]
-    """
-    order = np.argsort(-scores, kind='stable')[:k]
-    return [
-        dict(
-            label=int(i),
-            **({'class': str(classes[i])} if classes else {}),
-            score=float(scores[i])) for i in order
-    ]
 
 
 def build_inferencer(config: str, weights: str, device: Optional[str],

@@ -55,6 +55,9 @@ def user_error_cases(tmp):
                      'Config file nope.py does not exist', None),
         'analysis/results_table.py': ([osp.join(tmp, 'nowhere'), '--out-dir',
                                        tmp], 'is not a directory', None),
+        'serve.py': ([config, osp.join(tmp, 'absent.safetensors')],
+                     f"Prompt file {osp.join(tmp, 'absent.safetensors')} "
+                     'does not exist', 'docs/serving.md#the-server'),
         'analysis/benchmark.py': (['--device', 'abacus'],
                                   "Unknown benchmark device 'abacus'", None),
         'model_converters/timm_vit_to_mmpretrain.py':

@@ -1,0 +1,44 @@
+"""docs/serving.md's server section names real options and files, documents
+every option of tools/serve.py, and the README links it."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _server_section() -> str:
+    text = (ROOT / 'docs' / 'serving.md').read_text(encoding='utf-8')
+    return text[text.index('\n## The server\n'):]
+
+
+def _serve_options() -> set:
+    source = (ROOT / 'tools' / 'serve.py').read_text(encoding='utf-8')
+    return set(re.findall(r"'(--[a-z][\w-]*)'", source))
+
+
+def test_every_option_named_exists_and_every_option_is_documented():
+    named = set(re.findall(r'`(--[a-z][\w-]*)`', _server_section()))
+    options = _serve_options()
+    assert len(options) >= 10
+    assert named - options == set(), 'options serve.py does not have'
+    assert options - named == set(), 'options the docs do not explain'
+
+
+def test_files_named_exist():
+    section = _server_section()
+    paths = re.findall(
+        r'`((?:tools|vapt_mm|tests|requirements|configs)/[\w/.-]+'
+        r'\.(?:py|txt))`', section)
+    assert 'tools/serve.py' in paths and len(paths) >= 4
+    for path in paths:
+        assert (ROOT / path).is_file(), path
+    names = re.findall(r'`(\w+\.py)`', section)
+    assert len(names) >= 5
+    for name in names:
+        assert (ROOT / 'vapt_mm' / 'serving' / name).is_file(), name
+
+
+def test_readme_links_the_server():
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    assert '(docs/serving.md#the-server)' in readme
+    assert 'python tools/serve.py ' in readme
