@@ -10,7 +10,8 @@ from tiny_models import tiny_backbone, tiny_head
 import vapt_mm  # noqa: F401
 from vapt_mm.apis import add_prompt_file_task, save_prompt_file
 from vapt_mm.models import MultiTaskPromptedClassifier
-from vapt_mm.utils.user_errors import CheckpointError, CheckpointFormatError
+from vapt_mm.utils.user_errors import (CheckpointError, CheckpointFormatError,
+                                       ConfigError)
 
 NECKS = {
     'shallow': dict(type='VPTNeck', num_tokens=2, deep=False),
@@ -83,3 +84,23 @@ def test_a_prompt_file_without_its_config_cannot_become_a_task(tmp_path):
     multi.backbone.load_state_dict(model.backbone.state_dict())
     with pytest.raises(CheckpointFormatError, match='records no neck'):
         add_prompt_file_task(multi, path)
+
+
+def test_a_prompt_file_that_trained_backbone_parameters_is_refused(
+        tmp_path):
+    # frozen_exclude keeps the last norm trainable: the file then carries
+    # backbone tensors a shared frozen backbone cannot take
+    torch.manual_seed(0)
+    cfg = dict(type='PromptedClassifier', backbone=tiny_backbone('vit'),
+               neck=NECKS['deep'], head=tiny_head('vit', num_classes=4),
+               frozen_exclude=[r'^ln1\.'])
+    model = MODELS.build(cfg).eval()
+    path = str(tmp_path / 'deep.safetensors')
+    save_prompt_file(model, path, config=dict(model=cfg))
+    multi = MultiTaskPromptedClassifier(backbone=tiny_backbone('vit'))
+    multi.backbone.load_state_dict(model.backbone.state_dict())
+    with pytest.raises(ConfigError, match='also trained backbone') as error:
+        add_prompt_file_task(multi, path)
+    assert 'backbone.ln1.weight' in str(error.value)
+    assert path in str(error.value)
+    assert multi.task_names == []

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from ..models.classifiers.backbone_fingerprint import backbone_fingerprint
 from ..utils.user_errors import (CheckpointError, CheckpointFormatError,
-                                 user_message)
+                                 ConfigError, user_message)
 from .prompt_file import DOCS, read_prompt_file
 
 __all__ = ['add_prompt_file_task']
@@ -35,6 +35,8 @@ def add_prompt_file_task(model: nn.Module,
     Raises:
         CheckpointFormatError: The file records no model config.
         CheckpointError: The file was trained on other backbone weights.
+        ConfigError: The file also trained backbone parameters
+            (``frozen_exclude``): a shared frozen backbone cannot serve it.
 
     Example:
         >>> add_prompt_file_task(model, 'eurosat.safetensors')
@@ -52,6 +54,20 @@ def add_prompt_file_task(model: nn.Module,
                 fix='write it with save_prompt_file(..., config=CONFIG) or '
                 'tools/model_converters/extract_prompts.py, which store the '
                 'config.',
+                docs=DOCS))
+    extra = sorted(key for key in tensors
+                   if not key.startswith(('neck.', 'head.')))
+    trained = (header.get('structure') or {}).get('frozen_exclude')
+    if extra or trained:
+        raise ConfigError(
+            user_message(
+                f'Prompt file {path} also trained backbone parameters, '
+                'which a shared frozen backbone cannot serve.',
+                where=f'tensors outside neck and head: {extra[:5]}'
+                f'{" ..." if len(extra) > 5 else ""}; frozen_exclude: '
+                f'{trained}',
+                fix='serve it alone (tools/infer.py), or retrain it with a '
+                'fully frozen backbone.',
                 docs=DOCS))
     if model.backbone_fingerprint is None:
         model.backbone_fingerprint = backbone_fingerprint(model.backbone)

@@ -55,19 +55,6 @@ def load_base_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
-def _check_servable(task: TaskSpec, header: dict) -> None:
-    trained = (header.get('structure') or {}).get('frozen_exclude')
-    if trained:
-        raise ConfigError(
-            user_message(
-                f'Prompt file {task.path} also trained backbone parameters '
-                f'({trained}), which a shared frozen backbone cannot serve.',
-                where=f'task {task.name!r}',
-                fix='serve it alone with tools/infer.py, or retrain it with '
-                'a fully frozen backbone.',
-                docs=DOCS))
-
-
 def _init_quietly(model: MultiTaskPromptedClassifier) -> None:
     """Load the pretrained backbone without mmengine's per-parameter
     initialisation report (hundreds of lines for a ViT-B); warnings and
@@ -106,7 +93,7 @@ def build_served_model(cfg: Config,
 
     Raises:
         ConfigError: The config has no backbone, or a prompt file trained
-            backbone parameters.
+            backbone parameters (refused by ``add_prompt_file_task``).
         CheckpointError: A prompt file does not fit the backbone.
 
     Example:
@@ -136,7 +123,6 @@ def build_served_model(cfg: Config,
     classes: Dict[str, Optional[List[str]]] = {}
     for task in tasks:
         header = read_prompt_file_header(task.path)
-        _check_servable(task, header)
         add_prompt_file_task(model, task.path, task.name)
         classes[task.name] = header.get('classes')
     model.to(torch.device(device)).eval()

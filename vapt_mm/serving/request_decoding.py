@@ -8,7 +8,9 @@ config's test pipeline without its ``LoadImageFromFile``. Bad input raises
 """
 import base64
 import binascii
-from typing import List, NamedTuple, Sequence
+import io
+import warnings
+from typing import List, NamedTuple, Optional, Sequence
 
 import mmcv
 import numpy as np
@@ -17,13 +19,20 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmpretrain.datasets import remove_transform
 from mmpretrain.registry import TRANSFORMS
+from PIL import Image
 
 from ..utils.user_errors import ConfigError, user_message
 from .task_specs import DOCS
 
 __all__ = [
-    'RequestError', 'DecodedImage', 'ImageDecoder', 'inference_pipeline'
+    'RequestError', 'DecodedImage', 'ImageDecoder', 'inference_pipeline',
+    'MAX_IMAGE_PIXELS'
 ]
+
+#: Largest image (width x height) a request may hold. A small compressed
+#: file can decode to gigabytes; its size is read from the file's header
+#: and checked before the image is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 class RequestError(Exception):
@@ -88,6 +97,22 @@ def inference_pipeline(cfg: Config) -> List[dict]:
                 'test_dataloader.',
                 docs=DOCS))
     return remove_transform(list(pipeline), 'LoadImageFromFile')
+
+
+def _header_pixels(data: bytes) -> Optional[int]:
+    """Width x height from an image file's header (not decoded), or None
+    when Pillow cannot read it (OpenCV then decides); a size Pillow itself
+    refuses as a decompression bomb counts as too large."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return 2**62
+    except Exception:  # not an image Pillow knows
+        return None
+    return width * height
 
 
 class ImageDecoder:
@@ -155,12 +180,16 @@ class ImageDecoder:
         return data
 
     @staticmethod
-    def load_image(data: bytes) -> np.ndarray:
+    def load_image(data: bytes,
+                   max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         """The decoded image (BGR, HxWx3 uint8, as ``LoadImageFromFile``),
-        or a 422 error.
+        or a 422 error (413 for an image over ``max_pixels``).
 
         Args:
             data (bytes): The bytes of an image file.
+            max_pixels (int): Largest width x height, checked on the file's
+                header before decoding. Defaults to
+                :data:`MAX_IMAGE_PIXELS`.
 
         Example:
             >>> ImageDecoder.load_image(b'hi')
@@ -168,6 +197,11 @@ class ImageDecoder:
             ...
             vapt_mm.serving.request_decoding.RequestError: The "image" ...
         """
+        pixels = _header_pixels(data)
+        if pixels is not None and pixels > max_pixels:
+            raise RequestError(
+                413, f'The image has {pixels:,} pixels, more than the '
+                f'{max_pixels:,} this server decodes.')
         image = mmcv.imfrombytes(data, flag='color')
         if image is None:
             raise RequestError(
@@ -187,7 +221,8 @@ class ImageDecoder:
 
         Raises:
             RequestError: Unknown task (422), invalid base64 (400), not an
-                image or an image the pipeline cannot prepare (422).
+                image or an image the pipeline cannot prepare (422), an
+                image over :data:`MAX_IMAGE_PIXELS` (413).
         """
         task = self.check_task(task)
         if not isinstance(text, str):
