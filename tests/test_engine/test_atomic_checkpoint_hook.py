@@ -160,3 +160,46 @@ def test_explicit_backend_args_are_kept(tmp_path):
     hook = _hook(runner)
     assert hook.backend_args == dict(backend='local')
     assert type(hook.file_backend) is not AtomicLocalBackend
+
+
+def _best_files(work_dir) -> list:
+    return sorted(
+        osp.basename(p) for p in glob.glob(osp.join(str(work_dir), 'best_*')))
+
+
+def _validate(runner, score: float, epoch: int) -> None:
+    """What the validation loop does at the end of ``epoch``."""
+    runner.train_loop._epoch = epoch
+    _hook(runner).after_val_epoch(runner, dict(score=score))
+
+
+def test_best_checkpoint_is_replaced_only_after_the_new_one_is_written(
+        tmp_path, monkeypatch):
+    ckpt = dict(type='AtomicCheckpointHook', interval=1, save_best='score',
+                rule='greater')
+    runner = toy_runner(str(tmp_path / 'ok'), max_epochs=1, checkpoint=ckpt)
+    runner.train()
+    _validate(runner, 1.0, epoch=1)
+    assert _best_files(tmp_path / 'ok') == ['best_score_epoch_1.pth']
+    _validate(runner, 2.0, epoch=2)  # better: replaces it
+    assert _best_files(tmp_path / 'ok') == ['best_score_epoch_2.pth']
+    _validate(runner, 3.0, epoch=2)  # better again under the same name
+    assert _best_files(tmp_path / 'ok') == ['best_score_epoch_2.pth']
+
+    # the save of a new best fails: the previous best stays
+    runner = toy_runner(str(tmp_path / 'fail'), max_epochs=1,
+                        checkpoint=ckpt)
+    runner.train()
+    _validate(runner, 1.0, epoch=1)
+    real_save = runner.save_checkpoint
+
+    def failing_save(out_dir, filename, *args, **kwargs):
+        if filename.startswith('best_'):
+            raise OSError(28, 'No space left on device (simulated)')
+        return real_save(out_dir, filename, *args, **kwargs)
+
+    monkeypatch.setattr(runner, 'save_checkpoint', failing_save)
+    with pytest.raises(OSError, match='No space left'):
+        _validate(runner, 2.0, epoch=2)
+    assert _best_files(tmp_path / 'fail') == ['best_score_epoch_1.pth']
+    assert _epoch_of(tmp_path / 'fail' / 'best_score_epoch_1.pth') == 1

@@ -34,6 +34,8 @@ class AtomicCheckpointHook(CheckpointHook):
       the new one has been written: a save that fails or is refused (e.g. by
       :class:`~vapt_mm.engine.hooks.FiniteLossHook` for non-finite weights)
       leaves all the kept checkpoints in place. mmengine removes first.
+      The same holds for ``save_best``: the previous ``best_*.pth`` is
+      removed only once the new best one is written.
 
     At ``before_train`` it also deletes the hidden temporary files an
     earlier run left when it was killed in the middle of a save.
@@ -119,6 +121,36 @@ class AtomicCheckpointHook(CheckpointHook):
         if expired is not None:
             self._remove_checkpoint(self.filename_tmpl.format(expired))
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's ``save_best``, removing the previous best checkpoint
+        only after the new one is written.
+
+        mmengine deletes the previous ``best_*.pth`` before it saves the new
+        one; here its deletions are recorded while it runs and carried out
+        once it returned (none after a failed save).
+
+        Args:
+            runner (Runner): The runner of the training process.
+            metrics (dict): The validation metrics.
+        """
+        backend = self.file_backend
+        deferred = _DeferredRemoval(backend)
+        self.file_backend = deferred
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+        # one key indicator: best_ckpt_path; several: best_ckpt_path_dict
+        current = {getattr(self, 'best_ckpt_path', None)}
+        current.update(getattr(self, 'best_ckpt_path_dict', {}).values())
+        for path in deferred.paths:
+            if path in current:  # the new best has the same name
+                continue
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):
+                backend.rmtree(path)
+
     def _remove_checkpoint(self, filename: str) -> None:
         """Delete an expired checkpoint (a file, or a DeepSpeed folder)."""
         path = self.file_backend.join_path(self.out_dir, filename)
@@ -126,3 +158,21 @@ class AtomicCheckpointHook(CheckpointHook):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):
             self.file_backend.rmtree(path)
+
+
+class _DeferredRemoval:
+    """A file backend that records ``remove`` / ``rmtree`` instead of
+    deleting; everything else goes to the real backend."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.paths = []
+
+    def remove(self, path) -> None:
+        self.paths.append(path)
+
+    def rmtree(self, path) -> None:
+        self.paths.append(path)
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
