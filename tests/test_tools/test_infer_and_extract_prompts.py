@@ -1,7 +1,6 @@
 """tools/model_converters/extract_prompts.py writes the prompt file of a
 training checkpoint, and tools/infer.py on a folder gives tools/test.py's
 predictions, from the checkpoint or from the prompt file."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -9,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from test_train_helpers import (TASK, TOOLS_DIR, assert_ok, load_state_dict,
+from test_train_helpers import (TASK, assert_ok, load_state_dict, load_tool,
                                 run_tool, trainable_keys, write_tiny_config,
                                 write_tiny_pretrained, write_tiny_vtab1k)
 
@@ -18,18 +17,10 @@ from vapt_mm.utils.user_errors import (CheckpointError, DataError,
                                        MissingFileError)
 
 
-def _load_tool(relpath, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS_DIR, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-infer_tool = _load_tool('infer.py', 'vapt_mm_tools_infer')
-test_tool = _load_tool('test.py', 'vapt_mm_tools_test_prompt_file')
-extract_tool = _load_tool('model_converters/extract_prompts.py',
-                          'vapt_mm_tools_extract_prompts')
+infer_tool = load_tool('infer.py', 'vapt_mm_tools_infer')
+test_tool = load_tool('test.py', 'vapt_mm_tools_test_prompt_file')
+extract_tool = load_tool('model_converters/extract_prompts.py',
+                         'vapt_mm_tools_extract_prompts')
 
 
 @pytest.fixture(scope='module')

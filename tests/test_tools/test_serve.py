@@ -9,7 +9,6 @@ port; the load test sends 200 concurrent requests with httpx and prints
 p50/p95 latency and throughput (shown with ``pytest -s``).
 """
 import base64
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -28,7 +27,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 from test_tool_errors import run_main
-from test_train_helpers import (REPO_ROOT, TOOLS_DIR, free_port,
+from test_train_helpers import (REPO_ROOT, TOOLS_DIR, free_port, load_tool,
                                 write_tiny_config, write_tiny_pretrained)
 
 from vapt_mm.apis import save_prompt_file
@@ -57,16 +56,7 @@ TASKS = {
 }
 BATCH_LINE = re.compile(r'batch of (\d+): ([^\n]*)')
 
-
-def _load_tool(relpath, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS_DIR, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-infer_tool = _load_tool('infer.py', 'vapt_mm_tools_infer_for_serve')
+infer_tool = load_tool('infer.py', 'vapt_mm_tools_infer_for_serve')
 
 
 def _write_prompt_file(root, name, task, pretrained, seed):

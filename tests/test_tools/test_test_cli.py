@@ -1,19 +1,15 @@
 """tools/test.py: how the command line is merged into the config."""
-import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from test_train_helpers import CONFIGS_DIR, TOOLS_DIR
+from test_train_helpers import CONFIGS_DIR, load_tool
 
 from vapt_mm.engine.dist_cpu import is_cpu_only
 
 VPT_DEEP = osp.join(CONFIGS_DIR, 'vpt', 'vit-b16-deep_vtab-eurosat.py')
 
-spec = importlib.util.spec_from_file_location(
-    'vapt_mm_tools_test', osp.join(TOOLS_DIR, 'test.py'))
-test_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(test_tool)
+test_tool = load_tool('test.py', 'vapt_mm_tools_test')
 
 
 def test_checkpoint_and_options_are_merged(tmp_path):

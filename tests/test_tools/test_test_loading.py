@@ -2,7 +2,6 @@
 TrainableCheckpointHook in the config, and refuses a checkpoint that does
 not fit (non-zero exit, an error naming the keys and the file)."""
 import glob
-import importlib.util
 import itertools
 import os.path as osp
 import pickle
@@ -11,7 +10,7 @@ import re
 import pytest
 import torch
 from mmengine.config import Config
-from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok,
+from test_train_helpers import (SPLITS, TASK, assert_ok, load_tool,
                                 predict_in_process, read_json_logs, run_tool,
                                 write_tiny_config, write_tiny_pretrained,
                                 write_tiny_vtab1k)
@@ -19,10 +18,7 @@ from test_train_helpers import (SPLITS, TASK, TOOLS_DIR, assert_ok,
 from vapt_mm.models.classifiers import backbone_fingerprint
 from vapt_mm.utils.user_errors import CheckpointError
 
-spec = importlib.util.spec_from_file_location(
-    'vapt_mm_tools_test_loading', osp.join(TOOLS_DIR, 'test.py'))
-test_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(test_tool)
+test_tool = load_tool('test.py', 'vapt_mm_tools_test_loading')
 
 WITHOUT_HOOK = """
 custom_hooks = [dict(type='ParameterReportHook'),

@@ -1,25 +1,16 @@
 """tools/train.py: how the command line is merged into the config."""
-import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from test_train_helpers import CONFIGS_DIR, TOOLS_DIR
+from test_train_helpers import CONFIGS_DIR, load_tool
 
 from vapt_mm.engine.dist_cpu import is_cpu_only
 
 VAPT_EUROSAT = osp.join(CONFIGS_DIR, 'vapt', 'vit-b16_vtab-eurosat.py')
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'vapt_mm_tools_{name}', osp.join(TOOLS_DIR, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_tool('train')
+train = load_tool('train.py', 'vapt_mm_tools_train')
 
 
 def _merged(*argv, config=VAPT_EUROSAT):

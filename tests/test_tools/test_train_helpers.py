@@ -4,12 +4,14 @@ No tests live here; the tool tests import these helpers (pytest puts this
 folder on ``sys.path``).
 """
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
 import socket
 import subprocess
 import sys
+import types
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -209,6 +211,16 @@ def run_tool(tool: str, args: Sequence[str], cwd: str,
     """Run ``tools/<tool>`` with this interpreter."""
     return run([sys.executable, osp.join(TOOLS_DIR, tool), *args], cwd,
                **kwargs)
+
+
+def load_tool(relpath: str, module_name: str) -> types.ModuleType:
+    """Import ``tools/<relpath>`` as a module named ``module_name`` (each
+    test file gives its own name, so their copies do not share state)."""
+    spec = importlib.util.spec_from_file_location(
+        module_name, osp.join(TOOLS_DIR, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def assert_ok(proc: subprocess.CompletedProcess) -> None:
