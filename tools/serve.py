@@ -28,7 +28,7 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from vapt_mm.utils.user_errors import run_tool
+from vapt_mm.utils.user_errors import add_debug_argument, run_tool
 
 HOSTS = ('127.0.0.1', '0.0.0.0', '::')
 
@@ -102,11 +102,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of the base config, as key=value pairs')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors a user can fix (also with '
-        'VAPT_MM_DEBUG=1); see docs/errors.md')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:
         parser.error('--port must be between 1024 and 65535')
