@@ -1,15 +1,13 @@
 """``[NAME=]PROMPT_FILE`` arguments: which prompt file serves which task."""
 import os.path as osp
-import re
 from typing import List, NamedTuple, Sequence
 
+from ..models.classifiers.multi_task_classifier import TASK_NAME
 from ..utils.user_errors import ConfigError, MissingFileError, user_message
 
 __all__ = ['TaskSpec', 'parse_task_specs']
 
 DOCS = 'docs/serving.md#the-server'
-# as MultiTaskPromptedClassifier.add_task accepts them
-_NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
 
 
 class TaskSpec(NamedTuple):
@@ -21,7 +19,7 @@ class TaskSpec(NamedTuple):
 def _split(spec: str) -> TaskSpec:
     name, sep, path = spec.partition('=')
     if sep and name and '/' not in name and osp.sep not in name:
-        if not _NAME.match(name):
+        if not TASK_NAME.match(name):
             raise ConfigError(
                 user_message(
                     f'Invalid task name {name!r}.',
@@ -30,7 +28,7 @@ def _split(spec: str) -> TaskSpec:
                     docs=DOCS))
         return TaskSpec(name, path)
     stem = osp.splitext(osp.basename(spec))[0]
-    if not _NAME.match(stem):
+    if not TASK_NAME.match(stem):
         raise ConfigError(
             user_message(
                 f'The file name {stem!r} is no valid task name.',

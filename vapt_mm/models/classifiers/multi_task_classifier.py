@@ -18,7 +18,8 @@ from ..utils.multi_task_forward import TaskGroup, run_backbone_multi_task
 
 __all__ = ['MultiTaskPromptedClassifier']
 
-_TASK_NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
+#: The task names the model accepts: letters, digits, ``_`` and ``-``.
+TASK_NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
 TaskSpec = Union[str, Sequence[str]]
 
 
@@ -298,7 +299,7 @@ class MultiTaskPromptedClassifier(BaseClassifier):
             ConfigError: The name is invalid or taken.
             CheckpointError: The fingerprint differs from the model's.
         """
-        if not isinstance(name, str) or not _TASK_NAME.match(name):
+        if not isinstance(name, str) or not TASK_NAME.match(name):
             raise ConfigError(
                 user_message(
                     f'Invalid task name {name!r}.',
