@@ -104,3 +104,20 @@ def test_a_prompt_file_that_trained_backbone_parameters_is_refused(
     assert 'backbone.ln1.weight' in str(error.value)
     assert path in str(error.value)
     assert multi.task_names == []
+
+
+def test_a_linear_probe_prompt_file_is_refused_as_such(tmp_path):
+    # a head without a prompt neck: refused with what it is, not as a file
+    # that lacks its config
+    torch.manual_seed(0)
+    cfg = dict(type='PromptedClassifier', backbone=tiny_backbone('vit'),
+               neck=None, head=tiny_head('vit', num_classes=4))
+    model = MODELS.build(cfg).eval()
+    path = str(tmp_path / 'linear.safetensors')
+    save_prompt_file(model, path, config=dict(model=cfg))
+    multi = MultiTaskPromptedClassifier(backbone=tiny_backbone('vit'))
+    multi.backbone.load_state_dict(model.backbone.state_dict())
+    with pytest.raises(ConfigError, match='holds a linear probe') as error:
+        add_prompt_file_task(multi, path)
+    assert path in str(error.value) and 'tools/infer.py' in str(error.value)
+    assert multi.task_names == []

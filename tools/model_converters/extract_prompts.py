@@ -69,8 +69,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     structure = header['structure']
     classes = header['classes'] or []
     shown = ', '.join(classes[:5]) + (', ...' if len(classes) > 5 else '')
+    neck = ('no prompt neck (linear probe)' if structure['neck'] is None
+            else f'{structure["neck"]} '
+            f'(num_tokens={structure.get("num_tokens")})')
     print(f'Wrote {args.out} ({osp.getsize(args.out) / 1024:.1f} kB): '
-          f'{structure["neck"]} (num_tokens={structure.get("num_tokens")}), '
+          f'{neck}, '
           f'{structure["head"]} with {structure["num_classes"]} classes'
           f'{f" ({shown})" if classes else ""}; backbone '
           f'{structure["backbone"]} {header["backbone"]["fingerprint"]}.')

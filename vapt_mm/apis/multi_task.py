@@ -35,8 +35,9 @@ def add_prompt_file_task(model: nn.Module,
     Raises:
         CheckpointFormatError: The file records no model config.
         CheckpointError: The file was trained on other backbone weights.
-        ConfigError: The file also trained backbone parameters
-            (``frozen_exclude``): a shared frozen backbone cannot serve it.
+        ConfigError: The file holds a linear probe (no prompt neck), or
+            also trained backbone parameters (``frozen_exclude``): a shared
+            frozen backbone cannot serve it.
 
     Example:
         >>> add_prompt_file_task(model, 'eurosat.safetensors')
@@ -46,6 +47,16 @@ def add_prompt_file_task(model: nn.Module,
     tensors, header = read_prompt_file(path)
     name = name or osp.splitext(osp.basename(path))[0]
     model_cfg = header.get('model') or {}
+    structure = header.get('structure') or {}
+    if model_cfg.get('head') and structure.get('neck') is None:
+        raise ConfigError(
+            user_message(
+                f'Prompt file {path} holds a linear probe (a head without '
+                'a prompt neck); a multi-task model serves prompt-tuned '
+                'tasks only.',
+                fix='serve it alone with tools/infer.py, or train the task '
+                'with a VPTNeck or VAPTNeck.',
+                docs=DOCS))
     if not model_cfg.get('neck') or not model_cfg.get('head'):
         raise CheckpointFormatError(
             user_message(
@@ -57,7 +68,7 @@ def add_prompt_file_task(model: nn.Module,
                 docs=DOCS))
     extra = sorted(key for key in tensors
                    if not key.startswith(('neck.', 'head.')))
-    trained = (header.get('structure') or {}).get('frozen_exclude')
+    trained = structure.get('frozen_exclude')
     if extra or trained:
         raise ConfigError(
             user_message(
